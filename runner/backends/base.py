@@ -1,0 +1,52 @@
+"""What every backend is: prepare a step (or say why it cannot run), then run it to an Outcome."""
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Protocol
+
+from mlproject.runner.plan import Step
+
+
+class Stopper:
+    """Set by mlproject's signal handlers; backends poll it and stop their step."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def request(self, signum: int, _frame: Any = None) -> None:
+        if self.signal is None:
+            self.signal = signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signal).name if self.signal else ""
+
+
+@dataclass(frozen=True)
+class RunContext:
+    run_id: str
+    run_dir: Path
+    cwd: str  # the project root: steps run there, as in MLflow
+    env: Mapping[str, str]  # run-specific variables (MLPROJECT_RUN_ID, ...)
+    stopper: Stopper
+
+
+@dataclass
+class Outcome:
+    status: str  # succeeded, failed, interrupted, timeout
+    exit_code: int
+    signal: int | None = None
+    reason: str | None = None
+    enforced: dict[str, Any] = field(default_factory=dict)  # how each resource was honoured
+    peak_memory: int | None = None
+
+
+class Backend(Protocol):
+    name: str
+
+    def preflight(self, step: Step) -> list[str]:
+        """Why the step cannot start here; empty when it can."""
+
+    def run(self, step: Step, ctx: RunContext) -> Outcome: ...

@@ -1,0 +1,26 @@
+"""`mlproject init DIR`: a new project from the packaged template; never overwrites a file."""
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import resources
+from pathlib import Path
+
+from mlproject.runner.cli.common import error
+
+_SKIP = {"__init__.py", "__pycache__"}
+
+
+def main(args: argparse.Namespace) -> int:
+    source = resources.files("mlproject.templates") / "project"
+    target = Path(args.directory)
+    names = [item.name for item in source.iterdir() if item.name not in _SKIP]
+    clashes = [name for name in names if (target / name).exists()]
+    if clashes:
+        return error(f"{target} already has {', '.join(sorted(clashes))}: nothing was written")
+    target.mkdir(parents=True, exist_ok=True)
+    for name in sorted(names):
+        (target / name).write_bytes((source / name).read_bytes())
+    sys.stderr.write(f"mlproject: created {target} ({', '.join(sorted(names))}); "
+                     f"run it with: mlproject run {target}\n")
+    return 0

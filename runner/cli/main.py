@@ -1,0 +1,95 @@
+"""`mlproject`: the command line. Parsers live here (argparse only, so `--help` stays fast);
+each verb's work lives in its own module, imported when that verb runs.
+
+Exit codes: 0 ok; the step's own code when a step fails (1 when it has none, 124 on timeout);
+2 usage error, invalid MLproject, or a run that cannot start; 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from mlproject.runner import __version__
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _project_args(parser: argparse.ArgumentParser, *, entry: bool = True) -> None:
+    parser.add_argument("path", nargs="?", default=".", metavar="PATH",
+                        help="project directory or MLproject file (default: .)")
+    parser.add_argument("--strict", action="store_true",
+                        help="treat warnings (keys MLflow ignores, defaults that do not fit "
+                             "their type) as errors")
+    if entry:
+        parser.add_argument("-e", "--entry-point", default="main", metavar="ENTRY",
+                            help="entry point to run (default: main)")
+        parser.add_argument("-P", "--param", action="append", default=[], metavar="NAME=VALUE",
+                            help="parameter value; repeat for several")
+        parser.add_argument("--env", choices=["local"], default=None, dest="env_manager",
+                            help="local: run in the current interpreter, whatever the entry point "
+                                 "declares (as MLflow's --env-manager local)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlproject",
+        description="Run machine-learning projects declared in an MLproject file, reproducibly.",
+        epilog="exit codes: 0 ok, the step's own code when a step fails (124 timeout), "
+               "2 usage error / invalid MLproject / cannot start, 130 interrupted",
+    )
+    parser.add_argument("--version", action="version", version=f"mlproject {__version__}")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+
+    run = verbs.add_parser("run", help="run an entry point (and what it needs) and record it")
+    _project_args(run)
+    run.add_argument("--backend", default="local", choices=["local"], help="where steps run")
+    run.add_argument("--force", action="store_true", help="run steps even when up to date")
+    run.add_argument("--dry-run", action="store_true", help="print the plan and run nothing")
+    run.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON")
+
+    plan = verbs.add_parser("plan", help="print what `run` would do")
+    _project_args(plan)
+    plan.add_argument("--json", action="store_true", help="machine-readable output")
+
+    validate = verbs.add_parser("validate", help="check an MLproject file")
+    _project_args(validate, entry=False)
+    validate.add_argument("--json", action="store_true", help="problems as JSON")
+
+    verbs.add_parser("schema", help="print the JSON Schema of the format (for editors)")
+
+    runs = verbs.add_parser("runs", help="list the runs of the project in this directory")
+    runs.add_argument("--project", default=".", metavar="PATH", help="project directory")
+    runs.add_argument("--json", action="store_true", help="machine-readable output")
+    runs_verbs = runs.add_subparsers(dest="runs_verb", metavar="show")
+    show = runs_verbs.add_parser("show", help="show one run")
+    show.add_argument("run_id", metavar="ID", help="run id, or a unique prefix of it")
+    show.add_argument("--json", action="store_true", help="the whole record as JSON")
+
+    init = verbs.add_parser("init", help="create a new project from the template")
+    init.add_argument("directory", metavar="DIR", help="where to create it (must not hold "
+                                                        "files of the same names)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.verb:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    module = importlib.import_module(f"mlproject.runner.cli.{args.verb}_cmd")
+    try:
+        code: int = module.main(args)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (`mlproject runs | head`): not an error
+        return 0
+    return code
+
+
+def entry() -> None:
+    sys.exit(main())

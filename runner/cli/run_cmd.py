@@ -1,0 +1,22 @@
+"""`mlproject run`: resolve the plan, then execute it on a backend (or print it: --dry-run)."""
+from __future__ import annotations
+
+import argparse
+
+from mlproject.runner.cli.common import error, make_plan
+from mlproject.runner.cli.plan_cmd import show
+
+
+def main(args: argparse.Namespace) -> int:
+    plan = make_plan(args)
+    if isinstance(plan, int):
+        return plan
+    if args.dry_run:
+        show(plan, args.json)
+        return 0
+    from mlproject.runner.execute import Options, PreflightError, execute
+
+    try:
+        return execute(plan, Options(backend=args.backend, force=args.force))
+    except PreflightError as exc:
+        return error(f"cannot start:\n{exc}")

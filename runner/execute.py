@@ -1,0 +1,148 @@
+"""The plan meets the world: skip what is up to date, run each step on a backend, record it."""
+from __future__ import annotations
+
+import os
+import platform
+import secrets
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlproject.runner import __version__, backends, records, uptodate
+from mlproject.runner.backends.base import Outcome, RunContext, Stopper
+from mlproject.runner.metrics import read as read_metrics
+from mlproject.runner.plan import Plan, Step
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class PreflightError(Exception):
+    """A step that cannot start at all (exit code 2: nothing ran, nothing was recorded)."""
+
+
+@dataclass(frozen=True)
+class Options:
+    backend: str = "local"
+    force: bool = False
+
+
+def say(message: str) -> None:
+    sys.stderr.write(f"mlproject: {message}\n")
+    sys.stderr.flush()
+
+
+def preflight(plan: Plan, backend_name: str) -> list[str]:
+    """Everything that would stop a step from starting, found before any step starts."""
+    backend = backends.get(backend_name)
+    problems = []
+    for step in plan.steps:
+        env = step.environment
+        if env.kind != "local":
+            problems.append(
+                f"entry point {step.entry_point!r} runs in environment {env.name!r} ({env.kind}, "
+                f"{env.detail}): building {env.kind} environments is not supported yet; run with "
+                "--env local to use the current interpreter")
+        for name, path in step.paths.items():
+            if not os.path.exists(path):
+                problems.append(f"parameter {name} (path): {path} does not exist")
+        problems.extend(backend.preflight(step))
+    return problems
+
+
+def execute(plan: Plan, options: Options) -> int:
+    """Run the plan's steps in order; the exit code of the first that does not succeed, else 0."""
+    problems = preflight(plan, options.backend)
+    if problems:
+        raise PreflightError("\n".join(problems))
+    backend = backends.get(options.backend)
+    stopper = Stopper()
+    previous = {s: signal.signal(s, stopper.request) for s in _SIGNALS}
+    invocation = secrets.token_hex(8)
+    try:
+        for step in plan.steps:
+            if stopper.signal is not None:
+                return EXIT_INTERRUPTED
+            if step.outputs and not options.force:
+                done = uptodate.find(plan.project, step.fingerprint, step.outputs)
+                if done:
+                    say(f"{step.entry_point}: up to date (run {done}); --force runs it anyway")
+                    continue
+            outcome = _run_step(plan, step, backend, stopper, invocation)
+            if outcome.status != "succeeded":
+                return outcome.exit_code
+        return 0
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _run_step(plan: Plan, step: Step, backend: Any, stopper: Stopper, invocation: str) -> Outcome:
+    run_id, run_dir = records.new_run_dir(plan.project)
+    started_at, started = records.now(), time.monotonic()
+    record = _initial_record(plan, step, run_id, invocation, backend.name, started_at)
+    records.write(run_dir, record)
+    say(f"{step.entry_point}: running (run {run_id})")
+    say(f"$ {step.command}")
+    ctx = RunContext(run_id, run_dir, plan.project, {
+        "MLPROJECT_RUN_ID": run_id, "MLPROJECT_RUN_DIR": str(run_dir),
+    }, stopper)
+    outcome: Outcome
+    try:
+        outcome = backend.run(step, ctx)
+    except OSError as exc:  # the command could not be started at all
+        outcome = Outcome("failed", 127, reason=f"could not start: {exc}")
+    _finish(plan, step, record, run_dir, started, outcome)
+    return outcome
+
+
+def _initial_record(plan: Plan, step: Step, run_id: str, invocation: str, backend: str,
+                    started_at: Any) -> dict[str, Any]:
+    return {
+        "format": records.RECORD_FORMAT, "id": run_id, "invocation": invocation,
+        "project": plan.project, "spec": plan.spec_file, "spec_digest": plan.spec_digest,
+        "name": plan.name, "entry_point": step.entry_point, "status": "running",
+        "started_at": started_at.isoformat(), "ended_at": None, "duration": None,
+        "exit_code": None, "signal": None, "reason": None, "backend": backend,
+        "command": step.command, "parameters": dict(step.parameters),
+        "fingerprint": step.fingerprint, "code": dict(step.code),
+        "environment": step.environment.to_json(),
+        "resources": {"requested": step.resources.to_json(), "enforced": {}, "peak_memory": None},
+        "data": {k: dict(v) for k, v in step.data.items()},
+        "metrics_file": step.metrics, "metrics": {}, "outputs": {},
+        "plan": plan.to_json(), "mlproject_version": __version__,
+        "host": {**records.host_info(), "platform": platform.platform(),
+                 "python": platform.python_version()},
+        "log": "log.txt",
+    }
+
+
+def _finish(plan: Plan, step: Step, record: dict[str, Any], run_dir: Path, started: float,
+            outcome: Outcome) -> None:
+    root = plan.project
+    if step.metrics:
+        record["metrics"], problem = read_metrics(Path(root) / step.metrics)
+        if problem and outcome.status == "succeeded":
+            record["metrics_error"] = problem
+    record["outputs"] = uptodate.hash_outputs(root, step.outputs)
+    missing = [path for path, found in record["outputs"].items() if found is None]
+    if missing and outcome.status == "succeeded":
+        outcome.status, outcome.exit_code = "failed", 1
+        outcome.reason = f"declared output{'s' if len(missing) > 1 else ''} not written: " \
+                         + ", ".join(missing)
+    record.update({
+        "status": outcome.status, "exit_code": outcome.exit_code, "signal": outcome.signal,
+        "reason": outcome.reason, "ended_at": records.now().isoformat(),
+        "duration": round(time.monotonic() - started, 3),
+    })
+    record["resources"].update(enforced=outcome.enforced, peak_memory=outcome.peak_memory)
+    records.write(run_dir, record)
+    if outcome.status == "succeeded" and step.outputs:
+        uptodate.remember(root, step.fingerprint, record["id"], record["outputs"])
+    detail = f": {outcome.reason}" if outcome.reason else ""
+    say(f"{step.entry_point}: {outcome.status} in {record['duration']:.2f}s, exit code "
+        f"{outcome.exit_code}{detail} (run {record['id']})")

@@ -1,0 +1,160 @@
+"""A schema-valid document -> the typed model, with the checks a schema cannot express:
+references between sections, cycles in `needs`, placeholders, defaults that do not fit a type."""
+from __future__ import annotations
+
+from typing import Any
+
+from mlproject.spec import params, template
+from mlproject.spec.errors import DocPath, Problem
+from mlproject.spec.model import (
+    DataInput, EntryPoint, Environment, Gate, Parameter, Resources, Spec,
+)
+from mlproject.spec.units import memory_bytes, seconds
+from mlproject.spec.yamlpos import Document
+
+MLFLOW_ENVS = ("python_env", "conda_env", "docker_env")
+
+
+class Builder:
+    def __init__(self, doc: Document, display: str, strict: bool) -> None:
+        self.doc, self.display, self.strict = doc, display, strict
+        self.problems: list[Problem] = []
+
+    def problem(self, path: DocPath, message: str, *, warning: bool = False, key: bool = False) -> None:
+        line, col = self.doc.locate_key(path) if key else self.doc.locate(path)
+        severity = "warning" if warning and not self.strict else "error"
+        self.problems.append(Problem(self.display, line, col, path, message, severity))
+
+    def build(self, file: str, root: str, digest: str) -> Spec:
+        raw: dict[str, Any] = self.doc.data
+        environments = self.environments(raw)
+        default_env = raw.get("environment") or next(
+            (name for name in MLFLOW_ENVS if name in raw), None)
+        if "environment" in raw and raw["environment"] not in environments:
+            self.unknown(("environment",), "environment", raw["environment"], environments)
+        data = {name: DataInput(name, **fields) for name, fields in raw.get("data", {}).items()}
+        entries = {name: self.entry_point(name, body, environments, default_env, data)
+                   for name, body in raw["entry_points"].items()}
+        self.check_needs(entries)
+        return Spec(
+            file=file, root=root, digest=digest, name=raw.get("name"), format=raw.get("format", 1),
+            environments=environments, default_environment=default_env, data=data,
+            resources=resources(raw.get("resources", {})), entry_points=entries,
+        )
+
+    def unknown(self, path: DocPath, what: str, name: str, known: Any) -> None:
+        options = ", ".join(sorted(known)) or "none are declared"
+        self.problem(path, f"no {what} named {name!r} (declared: {options})")
+
+    def environments(self, raw: dict[str, Any]) -> dict[str, Environment]:
+        found = [name for name in MLFLOW_ENVS if name in raw]
+        if len(found) > 1:
+            self.problem((found[1],), f"{found[0]} and {found[1]} cannot both be given: choose one")
+        envs: dict[str, Environment] = {}
+        if "python_env" in raw:
+            envs["python_env"] = Environment("python_env", "python", file=raw["python_env"])
+        if "conda_env" in raw:
+            envs["conda_env"] = Environment("conda_env", "conda", file=raw["conda_env"])
+        if "docker_env" in raw:
+            envs["docker_env"] = docker("docker_env", raw["docker_env"])
+        for name, body in raw.get("environments", {}).items():
+            if name in envs:
+                self.problem(("environments", name), f"{name!r} is the name of MLflow's top-level "
+                             "environment in this file: choose another", key=True)
+            if "docker" in body:
+                envs[name] = docker(name, body["docker"])
+            elif "conda" in body:
+                envs[name] = Environment(name, "conda", file=body["conda"], lock=body.get("lock"))
+            else:
+                envs[name] = Environment(name, "python", python=body.get("python"),
+                                         file=body.get("requirements") or body.get("python_env"))
+        return envs
+
+    def entry_point(self, name: str, body: dict[str, Any], environments: dict[str, Environment],
+                    default_env: str | None, data: dict[str, DataInput]) -> EntryPoint:
+        where: DocPath = ("entry_points", name)
+        parameters = {p: self.parameter(where + ("parameters", p), p, spec)
+                      for p, spec in (body.get("parameters") or {}).items()}
+        env = body.get("environment", default_env)
+        if "environment" in body and env not in environments:
+            self.unknown(where + ("environment",), "environment", env, environments)
+        for i, item in enumerate(body.get("data", [])):
+            if item not in data:
+                self.unknown(where + ("data", i), "data input", item, data)
+        try:
+            parts = tuple(template.parse(body["command"]))
+        except template.TemplateError as exc:
+            self.problem(where + ("command",), str(exc).removeprefix("command: "))
+            parts = (body["command"],)
+        for part in parts:
+            if isinstance(part, template.Placeholder):
+                self.check_placeholder(where, part.name, parameters, body.get("data", []))
+        gates = tuple(Gate(metric, **rule) for metric, rule in body.get("gates", {}).items())
+        return EntryPoint(
+            name=name, command=body["command"], template=parts, parameters=parameters,
+            environment=env, data=tuple(body.get("data", ())),
+            resources=resources(body.get("resources", {})), needs=tuple(body.get("needs", ())),
+            outputs=tuple(body.get("outputs", ())), metrics=body.get("metrics"), gates=gates,
+        )
+
+    def parameter(self, path: DocPath, name: str, spec: str | dict[str, Any]) -> Parameter:
+        if isinstance(spec, str):
+            return Parameter(name, params.canonical(spec), None)
+        kind = params.canonical(spec.get("type", "string"))
+        default = spec.get("default")
+        text = None if default is None else params.as_text(default)
+        if text is not None:
+            why = params.type_error(kind, text)
+            if why:
+                self.problem(path + ("default",), f"default {text!r} does not fit type {kind}: "
+                             f"{why}", warning=True)
+        return Parameter(name, kind, text, spec.get("description"))
+
+    def check_placeholder(self, where: DocPath, field: str, parameters: dict[str, Parameter],
+                          data: list[str]) -> None:
+        head, _, rest = field.partition(".")
+        if head == "data" and rest:
+            if rest not in data:
+                self.problem(where + ("command",), f"placeholder {{{field}}}: the entry point "
+                             f"lists no data {rest!r} (add it to its `data:`)")
+        elif field not in parameters:
+            declared = ", ".join(parameters) or "none"
+            self.problem(where + ("command",), f"placeholder {{{field}}} names no parameter "
+                         f"(declared: {declared}); write '{{{{' and '}}}}' for literal braces")
+
+    def check_needs(self, entries: dict[str, EntryPoint]) -> None:
+        for entry in entries.values():
+            for i, need in enumerate(entry.needs):
+                if need not in entries:
+                    self.unknown(("entry_points", entry.name, "needs", i), "entry point", need, entries)
+        state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+        def visit(name: str, trail: list[str]) -> None:
+            state[name] = 1
+            for i, need in enumerate(entries[name].needs):
+                if need not in entries:
+                    continue
+                if state.get(need) == 1:
+                    cycle = " -> ".join(trail[trail.index(need):] + [need])
+                    self.problem(("entry_points", name, "needs", i), f"cycle in needs: {cycle}")
+                elif need not in state:
+                    visit(need, trail + [need])
+            state[name] = 2
+
+        for name in entries:
+            if name not in state:
+                visit(name, [name])
+
+
+def resources(raw: dict[str, Any]) -> Resources:
+    return Resources(
+        cpu=raw.get("cpu"),
+        memory=memory_bytes(raw["memory"]) if "memory" in raw else None,
+        gpu=raw.get("gpu"),
+        timeout=seconds(raw["timeout"]) if "timeout" in raw else None,
+    )
+
+
+def docker(name: str, raw: dict[str, Any]) -> Environment:
+    options = {k: v for k, v in raw.items() if k != "image"}
+    return Environment(name, "docker", image=raw["image"], options=options)

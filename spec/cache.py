@@ -1,0 +1,59 @@
+"""The user cache directory, and the record of files already validated against the schema.
+
+Validating with jsonschema costs ~100 ms of imports; a file whose exact bytes were validated
+before (same schema, same strictness) skips it. Entries are written atomically and a broken one
+is simply validated again.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def cache_root() -> Path:
+    explicit = os.environ.get("MLPROJECT_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "mlproject"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` so that readers see the old file or the new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _entry(schema: bytes, content: bytes, strict: bool) -> Path:
+    digest = hashlib.sha256(schema + b"\0" + bytes([strict]) + content).hexdigest()
+    return cache_root() / "validated" / f"{digest}.json"
+
+
+def lookup(schema: bytes, content: bytes, strict: bool) -> list[dict[str, Any]] | None:
+    """The warnings recorded for a file validated before, or None when it must be validated."""
+    try:
+        found = json.loads(_entry(schema, content, strict).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, list) else None
+
+
+def remember(schema: bytes, content: bytes, strict: bool, warnings: list[dict[str, Any]]) -> None:
+    try:
+        write_atomic(_entry(schema, content, strict), json.dumps(warnings))
+    except OSError:
+        pass  # a read-only cache only costs speed

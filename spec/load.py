@@ -1,0 +1,88 @@
+"""`load(path) -> Spec`: find the file, parse it keeping positions, validate, build the model."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from pathlib import Path
+
+from mlproject.spec import cache
+from mlproject.spec.errors import Problem, SpecError
+from mlproject.spec.model import Spec
+
+FILE_NAME = "MLproject"
+
+
+def _display(path: Path) -> str:
+    """The file as the user would name it: relative to the working directory when inside it."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if relative.startswith("..") else relative
+
+
+def find_spec_file(path: str | os.PathLike[str] = ".") -> Path:
+    """The MLproject file of a project directory; like MLflow, its name may be in any case."""
+    target = Path(path)
+    if target.is_dir():
+        candidates = sorted(p for p in target.iterdir() if p.name.lower() == FILE_NAME.lower())
+        exact = [p for p in candidates if p.name == FILE_NAME]
+        if exact or candidates:
+            return (exact or candidates)[0]
+        raise SpecError([Problem(_display(target), 0, 0, (), f"no {FILE_NAME} file in this directory")])
+    if target.exists():
+        return target
+    raise SpecError([Problem(_display(target), 0, 0, (), "no such file or directory")])
+
+
+def _decode(content: bytes, display: str) -> str:
+    try:
+        return content.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        before = content[: exc.start]
+        line = before.count(b"\n") + 1
+        col = exc.start - (before.rfind(b"\n") + 1) + 1
+        raise SpecError([Problem(display, line, col, (), f"not UTF-8 text (byte 0x{content[exc.start]:02x})")]) from None
+
+
+def load(path: str | os.PathLike[str] = ".", *, strict: bool = False) -> Spec:
+    """Load and validate an MLproject file (or the one in a directory). Raises SpecError only."""
+    from mlproject.spec import validate, yamlpos
+    from mlproject.spec.build import Builder
+
+    file = find_spec_file(path).resolve()
+    display = _display(file)
+    try:
+        content = file.read_bytes()
+    except OSError as exc:
+        raise SpecError([Problem(display, 0, 0, (), f"cannot read: {exc.strerror}")]) from None
+    try:
+        doc = yamlpos.parse(_decode(content, display))
+    except yamlpos.YamlProblem as exc:
+        raise SpecError([Problem(display, exc.line, exc.col, (), exc.message)]) from None
+    if not isinstance(doc.data, dict):
+        found = "the file is empty" if doc.data is None else f"found {validate.describe(doc.data)}"
+        raise SpecError([Problem(display, *doc.locate(()), (), f"expected a mapping with "
+                                 f"entry_points at the top level; {found}")])
+
+    schema = validate.schema_text()
+    known = cache.lookup(schema, content, strict)
+    if known is not None:
+        problems = [Problem(display, p["line"], p["col"], tuple(p["path"]), p["message"], "warning")
+                    for p in known]
+    else:
+        problems = validate.check(doc, display, strict)
+        if not any(p.severity == "error" for p in problems):
+            cache.remember(schema, content, strict, [
+                {"line": p.line, "col": p.col, "path": list(p.path), "message": p.message}
+                for p in problems])
+    if any(p.severity == "error" for p in problems):
+        raise SpecError(problems)
+
+    builder = Builder(doc, display, strict)
+    spec = builder.build(str(file), str(file.parent), hashlib.sha256(content).hexdigest())
+    problems += builder.problems
+    if any(p.severity == "error" for p in problems):
+        raise SpecError(problems)
+    return dataclasses.replace(spec, warnings=tuple(sorted(problems, key=lambda p: (p.line, p.col))))

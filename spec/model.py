@@ -1,0 +1,99 @@
+"""The typed, immutable model of an MLproject file. Nothing downstream of `load` sees raw YAML."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, Mapping
+
+from mlproject.spec.errors import Problem
+from mlproject.spec.template import Placeholder
+
+EnvKind = Literal["python", "conda", "docker"]
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    type: str  # canonical: string, int, float, bool, path, uri
+    default: str | None  # as text, the way MLflow str()s it; None: the parameter is required
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu: float | None = None
+    memory: int | None = None  # bytes
+    gpu: int | None = None
+    timeout: float | None = None  # seconds
+
+    def over(self, base: Resources) -> Resources:
+        """These resources, falling back to `base` for what they leave unset."""
+        return Resources(**{f.name: getattr(self, f.name) if getattr(self, f.name) is not None
+                            else getattr(base, f.name) for f in fields(self)})
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    kind: EnvKind
+    python: str | None = None  # requested version
+    file: str | None = None  # requirements, python_env.yaml or environment.yml, relative to the root
+    lock: str | None = None
+    image: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)  # docker volumes, environment, ...
+
+    def to_json(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "options"}
+        out["options"] = dict(self.options)
+        return out
+
+
+@dataclass(frozen=True)
+class DataInput:
+    name: str
+    path: str
+    rev: str | None = None
+    repo: str | None = None
+    md5: str | None = None
+
+
+@dataclass(frozen=True)
+class Gate:
+    metric: str
+    min: float | None = None
+    max: float | None = None
+    not_worse_than: str | None = None
+    tolerance: float = 0.0
+    direction: Literal["higher", "lower"] = "higher"
+
+
+@dataclass(frozen=True)
+class EntryPoint:
+    name: str
+    command: str
+    template: tuple[str | Placeholder, ...]
+    parameters: Mapping[str, Parameter]  # in the file's order, which MLflow keeps
+    environment: str | None = None  # a key of Spec.environments
+    data: tuple[str, ...] = ()
+    resources: Resources = Resources()
+    needs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    metrics: str | None = None
+    gates: tuple[Gate, ...] = ()
+
+
+@dataclass(frozen=True)
+class Spec:
+    file: str  # absolute path of the MLproject file
+    root: str  # absolute path of the project directory
+    digest: str  # sha256 of the file's bytes
+    name: str | None
+    format: int
+    environments: Mapping[str, Environment]
+    default_environment: str | None
+    data: Mapping[str, DataInput]
+    resources: Resources
+    entry_points: Mapping[str, EntryPoint]
+    warnings: tuple[Problem, ...] = ()

@@ -1,0 +1,1 @@
+"""Files that mlproject copies into users' repositories (project skeletons, CI workflows)."""
