@@ -75,9 +75,9 @@ class MemoryLimit:
 
     def hit_limit(self) -> bool:
         try:
-            if self.version == 1:
-                return int((self.path / "memory.failcnt").read_text().strip()) > 0
-            events = (self.path / "memory.events").read_text().split()
+            # v1 counts OOM kills in memory.oom_control (memory.failcnt is not kept everywhere)
+            name = "memory.oom_control" if self.version == 1 else "memory.events"
+            events = (self.path / name).read_text().split()
             return int(dict(zip(events[::2], events[1::2])).get("oom_kill", "0")) > 0
         except (OSError, ValueError):
             return False

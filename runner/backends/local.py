@@ -105,14 +105,22 @@ class LocalBackend:
         selector.register(child.stdout, selectors.EVENT_READ, 1)
         selector.register(child.stderr, selectors.EVENT_READ, 2)
         with open(ctx.run_dir / "log.txt", "ab", buffering=0) as log:
-            while selector.get_map():
-                for key, _ in selector.select(timeout=0.1):
-                    data = os.read(key.fd, 65536)
-                    if not data:
-                        selector.unregister(key.fileobj)
-                        continue
-                    _write_all(key.data, data)
-                    log.write(data)
+            # Until the command has exited and its output is drained (or what it left behind
+            # has had DRAIN seconds to let go of the pipes).
+            while True:
+                if selector.get_map():
+                    for key, _ in selector.select(timeout=0.1):
+                        data = os.read(key.fd, 65536)
+                        if not data:
+                            selector.unregister(key.fileobj)
+                            continue
+                        _write_all(key.data, data)
+                        log.write(data)
+                else:  # the output is closed: wait on the command itself, waking to check signals
+                    try:
+                        child.wait(timeout=0.05)
+                    except subprocess.TimeoutExpired:
+                        pass
                 now = time.monotonic()
                 if status is None and ctx.stopper.signal is not None:
                     status = "interrupted"
@@ -128,13 +136,13 @@ class LocalBackend:
                     _signal_group(pgid, signal.SIGKILL)
                 if exited_at is None and child.poll() is not None:
                     exited_at = now
-                if exited_at is not None and now - exited_at > DRAIN:
-                    break  # something the command started still holds its output open
+                if exited_at is not None and (not selector.get_map() or now - exited_at > DRAIN):
+                    break
+        code = child.wait()  # reaped before the group is killed: its status stays its own
         _signal_group(pgid, signal.SIGKILL)  # nothing of the step outlives it
         selector.close()
         child.stdout.close()
         child.stderr.close()
-        code = child.wait()
         outcome = self._outcome(status, code, limit)
         outcome.peak_memory = limit.peak() if limit else None
         return outcome
