@@ -39,7 +39,8 @@ class MemoryLimit:
             (1, _V1 / _own_path("memory").lstrip("/"), ("memory.limit_in_bytes",)),
             (2, _V2 / _own_path("").lstrip("/"), ("memory.max",)),
         ):
-            if not (base / files[0]).exists() and not (version == 2 and (base / "cgroup.controllers").exists()):
+            usable = (base / files[0]).exists() or (version == 2 and (base / "cgroup.controllers").exists())
+            if not usable:
                 reasons.append(f"cgroup v{version}: no memory controller at {base}")
                 continue
             group = base / name
@@ -78,7 +79,7 @@ class MemoryLimit:
             # v1 counts OOM kills in memory.oom_control (memory.failcnt is not kept everywhere)
             name = "memory.oom_control" if self.version == 1 else "memory.events"
             events = (self.path / name).read_text().split()
-            return int(dict(zip(events[::2], events[1::2])).get("oom_kill", "0")) > 0
+            return int(dict(zip(events[::2], events[1::2], strict=False)).get("oom_kill", "0")) > 0
         except (OSError, ValueError):
             return False
 

@@ -11,9 +11,8 @@ def _flatten(value: Any, prefix: str, out: dict[str, float]) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             _flatten(item, f"{prefix}.{key}" if prefix else str(key), out)
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        if math.isfinite(value):
-            out[prefix] = value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        out[prefix] = value
 
 
 def read(path: Path) -> tuple[dict[str, float], str | None]:

@@ -1,8 +1,9 @@
 """The plan: immutable values saying exactly what would run, and why it is what it is."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from mlproject.spec.model import Resources
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 import re
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from mlproject.runner.facts import Facts
 from mlproject.runner.hashing import canonical_digest

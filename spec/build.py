@@ -5,9 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from mlproject.spec import params, template
-from mlproject.spec.errors import DocPath, Problem
+from mlproject.spec.errors import DocPath, Problem, Severity
 from mlproject.spec.model import (
-    DataInput, EntryPoint, Environment, Gate, Parameter, Resources, Spec,
+    DataInput,
+    EntryPoint,
+    Environment,
+    Gate,
+    Parameter,
+    Resources,
+    Spec,
 )
 from mlproject.spec.units import memory_bytes, seconds
 from mlproject.spec.yamlpos import Document
@@ -22,7 +28,7 @@ class Builder:
 
     def problem(self, path: DocPath, message: str, *, warning: bool = False, key: bool = False) -> None:
         line, col = self.doc.locate_key(path) if key else self.doc.locate(path)
-        severity = "warning" if warning and not self.strict else "error"
+        severity: Severity = "warning" if warning and not self.strict else "error"
         self.problems.append(Problem(self.display, line, col, path, message, severity))
 
     def build(self, file: str, root: str, digest: str) -> Spec:
@@ -77,7 +83,7 @@ class Builder:
                       for p, spec in (body.get("parameters") or {}).items()}
         env = body.get("environment", default_env)
         if "environment" in body and env not in environments:
-            self.unknown(where + ("environment",), "environment", env, environments)
+            self.unknown(where + ("environment",), "environment", str(env), environments)
         for i, item in enumerate(body.get("data", [])):
             if item not in data:
                 self.unknown(where + ("data", i), "data input", item, data)

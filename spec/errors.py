@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal
 
 # A path into the document: mapping keys and sequence indexes, outermost first.
-DocPath = tuple[Union[str, int], ...]
+DocPath = tuple[str | int, ...]
+Severity = Literal["error", "warning"]
 
 
 def dotted(path: DocPath) -> str:
@@ -26,7 +27,7 @@ class Problem:
     col: int  # 1-based
     path: DocPath
     message: str
-    severity: Literal["error", "warning"] = "error"
+    severity: Severity = "error"
 
     def __str__(self) -> str:
         if self.line == 0:  # about the file as a whole, not a place in it

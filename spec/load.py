@@ -43,7 +43,8 @@ def _decode(content: bytes, display: str) -> str:
         before = content[: exc.start]
         line = before.count(b"\n") + 1
         col = exc.start - (before.rfind(b"\n") + 1) + 1
-        raise SpecError([Problem(display, line, col, (), f"not UTF-8 text (byte 0x{content[exc.start]:02x})")]) from None
+        message = f"not UTF-8 text (byte 0x{content[exc.start]:02x})"
+        raise SpecError([Problem(display, line, col, (), message)]) from None
 
 
 def load(path: str | os.PathLike[str] = ".", *, strict: bool = False) -> Spec:

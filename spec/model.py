@@ -1,8 +1,9 @@
 """The typed, immutable model of an MLproject file. Nothing downstream of `load` sees raw YAML."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from mlproject.spec.errors import Problem
 from mlproject.spec.template import Placeholder

@@ -43,4 +43,4 @@ def type_error(type_name: str, text: str) -> str | None:
 def is_uri(text: str) -> bool:
     # As MLflow: anything with a scheme; a Windows drive letter is not one.
     match = _URI_SCHEME.match(text)
-    return bool(match) and len(match.group(0)) > 2
+    return match is not None and len(match.group(0)) > 2

@@ -1,9 +1,9 @@
 """Commands with `{name}` and `{data.NAME}` placeholders, read with `str.format`'s grammar."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from string import Formatter
-from typing import Mapping
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ _BYTES = {
 }
 
 
-def seconds(value: str | int | float) -> float:
+def seconds(value: str | float) -> float:
     """The schema has checked the form; this only converts."""
     if not isinstance(value, str):
         return float(value)

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from mlproject.spec.errors import DocPath, Problem
+from mlproject.spec.errors import DocPath, Problem, Severity
 from mlproject.spec.yamlpos import Document
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
@@ -71,7 +72,7 @@ def _problems(error: Any, doc: Document, file: str, strict: bool) -> Iterator[Pr
             if key in known:
                 continue
             key_path = path + (key,)
-            severity = "error" if strict else "warning"
+            severity: Severity = "error" if strict else "warning"
             note = "" if strict else " (ignored, as MLflow does; an error under --strict)"
             yield Problem(file, *doc.locate_key(key_path), key_path,
                           f"unknown key {key!r}{_suggest(key, known)}{note}", severity)

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-
 from mlproject.spec.errors import DocPath
 
 MAX_DEPTH = 64

@@ -6,12 +6,11 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
-
 from mlproject.runner.cli.main import main
 
 SHARED_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "mlflow"

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from conftest import git, git_init
-
 from mlproject.runner import facts
 from mlproject.runner.resolve import Overrides, resolve
 from mlproject.spec import load

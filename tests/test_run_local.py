@@ -7,12 +7,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from conftest import git_init, mlproject_process
-
 from mlproject.runner import records
 from mlproject.runner.limits import MemoryLimit
 
@@ -50,13 +50,13 @@ print("to stderr", file=sys.stderr)
 
 
 def test_success_records_everything(cli: Callable[..., Any], project: Callable[..., Path]) -> None:
-    root = git_init(project({"MLproject": f"""
+    root = git_init(project({"MLproject": """
         name: rec
         entry_points:
           main:
-            parameters: {{alpha: {{type: float, default: 0.5}}}}
-            resources: {{cpu: 3}}
-            command: "python probe.py --metrics --alpha {{alpha}}"
+            parameters: {alpha: {type: float, default: 0.5}}
+            resources: {cpu: 3}
+            command: "python probe.py --metrics --alpha {alpha}"
             metrics: metrics.json
             outputs: [env.json]
     """, "probe.py": PROBE}))

@@ -37,7 +37,8 @@ def _list(args: argparse.Namespace) -> int:
                      _metrics_text(run["metrics"])))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
-        sys.stdout.write("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[4] + "\n")
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        sys.stdout.write("  ".join([*cells, row[4]]) + "\n")
     return 0
 
 
