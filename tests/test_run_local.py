@@ -162,9 +162,9 @@ def test_a_signal_stops_the_whole_group_and_exits_130(project: Callable[..., Pat
     assert record["ended_at"] and record["duration"] is not None
 
 
-def test_a_step_that_ignores_sigterm_is_killed_within_5s(project: Callable[..., Path]) -> None:
+def test_a_step_that_ignores_signals_is_killed_within_5s(project: Callable[..., Path]) -> None:
     root = project({})
-    child = _start_sleeper(root, trap="trap '' TERM; ")
+    child = _start_sleeper(root, trap="trap '' INT TERM; ")
     grandchild = int(_wait_for(root / "grandchild.pid"))
     sent = time.monotonic()
     child.send_signal(signal.SIGINT)
@@ -415,3 +415,39 @@ def test_python_in_the_command_is_the_current_interpreter(cli: Callable[..., Any
     """})
     assert cli("run", str(root)).code == 0
     assert (root / "exe.txt").read_text() == sys.prefix
+
+
+def test_ctrl_c_reaches_the_step_as_keyboard_interrupt(project: Callable[..., Path]) -> None:
+    root = project({"MLproject": """
+        entry_points:
+          main:
+            command: "python train.py"
+    """, "train.py": """
+        import time
+        open("started", "w").write("1")
+        try:
+            time.sleep(60)
+        except KeyboardInterrupt:
+            open("checkpoint", "w").write("saved")
+            raise
+    """})
+    child = mlproject_process("run", ".", cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for(root / "started")
+    child.send_signal(signal.SIGINT)
+    assert child.wait(timeout=10) == 130
+    assert (root / "checkpoint").read_text() == "saved"
+    assert _only_record(root)["status"] == "interrupted"
+
+
+def test_a_second_ctrl_c_does_not_wait_for_the_grace_period(project: Callable[..., Path]) -> None:
+    root = project({})
+    child = _start_sleeper(root, trap="trap '' INT TERM; ")
+    grandchild = int(_wait_for(root / "grandchild.pid"))
+    child.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    sent = time.monotonic()
+    child.send_signal(signal.SIGINT)
+    assert child.wait(timeout=10) == 130
+    assert time.monotonic() - sent < 1.5
+    time.sleep(0.2)
+    assert not _alive(grandchild)

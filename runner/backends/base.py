@@ -15,8 +15,10 @@ class Stopper:
 
     def __init__(self) -> None:
         self.signal: int | None = None
+        self.count = 0  # a second Ctrl-C means: do not wait for a graceful stop
 
     def request(self, signum: int, _frame: Any = None) -> None:
+        self.count += 1
         if self.signal is None:
             self.signal = signum
 

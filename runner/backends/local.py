@@ -130,9 +130,12 @@ class LocalBackend:
                     _write_all(2, msg.encode())
                     log.write(msg.encode())
                 if status and kill_at is None:
-                    _signal_group(pgid, signal.SIGTERM)
+                    # Ctrl-C reaches the step as SIGINT (a script may save a checkpoint on
+                    # KeyboardInterrupt); SIGTERM, SIGHUP and a timeout as SIGTERM.
+                    forwarded = signal.SIGINT if ctx.stopper.signal == signal.SIGINT else signal.SIGTERM
+                    _signal_group(pgid, forwarded if status == "interrupted" else signal.SIGTERM)
                     kill_at = now + GRACE
-                if kill_at is not None and now >= kill_at:
+                if kill_at is not None and (now >= kill_at or ctx.stopper.count > 1):
                     _signal_group(pgid, signal.SIGKILL)
                 if exited_at is None and child.poll() is not None:
                     exited_at = now
