@@ -99,8 +99,10 @@ def gather(root: str) -> CodeState:
                        "--untracked-files=all", "--", "."], cwd=root)
     commit, branch, changed = _porcelain(status.stdout, prefix)
     tree = None
-    if commit:
-        tree = proc.run(["git", "rev-parse", f"{commit}:{prefix}"], cwd=root).stdout.decode().strip()
+    if commit:  # the project directory may not be in HEAD yet (new and untracked): no tree
+        found = proc.run(["git", "rev-parse", "--verify", "-q", f"{commit}:{prefix}"], cwd=root,
+                         check=False)
+        tree = found.stdout.decode().strip() if found.code == 0 else None
     changes = {path: _content(os.path.join(root, path)) for path in sorted(set(changed))}
     return CodeState("git", commit, tree, branch, changes)
 

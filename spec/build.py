@@ -2,6 +2,7 @@
 references between sections, cycles in `needs`, placeholders, defaults that do not fit a type."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from mlproject.spec import params, template
@@ -38,7 +39,8 @@ class Builder:
             (name for name in MLFLOW_ENVS if name in raw), None)
         if "environment" in raw and raw["environment"] not in environments:
             self.unknown(("environment",), "environment", raw["environment"], environments)
-        data = {name: DataInput(name, **fields) for name, fields in raw.get("data", {}).items()}
+        data = {name: DataInput(name, **known(DataInput, fields))
+                for name, fields in raw.get("data", {}).items()}
         entries = {name: self.entry_point(name, body, environments, default_env, data)
                    for name, body in raw["entry_points"].items()}
         self.check_needs(entries)
@@ -95,7 +97,7 @@ class Builder:
         for part in parts:
             if isinstance(part, template.Placeholder):
                 self.check_placeholder(where, part.name, parameters, body.get("data", []))
-        gates = tuple(Gate(metric, **rule) for metric, rule in body.get("gates", {}).items())
+        gates = tuple(Gate(metric, **known(Gate, rule)) for metric, rule in body.get("gates", {}).items())
         return EntryPoint(
             name=name, command=body["command"], template=parts, parameters=parameters,
             environment=env, data=tuple(body.get("data", ())),
@@ -150,6 +152,12 @@ class Builder:
         for name in entries:
             if name not in state:
                 visit(name, [name])
+
+
+def known(cls: Any, raw: dict[str, Any]) -> dict[str, Any]:
+    """The fields of `cls` in `raw`: unknown keys were already reported as warnings."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in raw.items() if k in names}
 
 
 def resources(raw: dict[str, Any]) -> Resources:

@@ -223,3 +223,14 @@ def test_declared_environment_shows_in_plan_and_refuses_to_run(cli: Callable[...
     assert "--env local" in result.err
     assert not (root / ".mlproject").exists()
     assert cli("run", str(root), "--env", "local").code == 0
+
+
+def test_a_new_project_directory_not_yet_in_head(cli: Callable[..., Any], tmp_path: Path) -> None:
+    from conftest import write_project
+
+    repo = git_init(write_project(tmp_path / "repo", {"README": "x"}))
+    write_project(repo / "new", PIPELINE)
+    plan = _plan(cli, repo / "new", "-e", "prep")
+    code = plan["steps"][0]["code"]
+    assert code["kind"] == "git" and code["tree"] is None and code["dirty"] is True
+    assert cli("run", str(repo / "new"), "-e", "prep").code == 0

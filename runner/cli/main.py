@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     runs_verbs = runs.add_subparsers(dest="runs_verb", metavar="show")
     show = runs_verbs.add_parser("show", help="show one run")
     show.add_argument("run_id", metavar="ID", help="run id, or a unique prefix of it")
+    show.add_argument("--project", default=argparse.SUPPRESS, metavar="PATH",
+                      help="project directory")
     show.add_argument("--json", action="store_true", help="the whole record as JSON")
 
     init = verbs.add_parser("init", help="create a new project from the template")
