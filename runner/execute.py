@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import os
-import platform
-import secrets
 import signal
 import sys
 import time
@@ -62,7 +60,7 @@ def execute(plan: Plan, options: Options) -> int:
     backend = backends.get(options.backend)
     stopper = Stopper()
     previous = {s: signal.signal(s, stopper.request) for s in _SIGNALS}
-    invocation = secrets.token_hex(8)
+    invocation = os.urandom(8).hex()
     try:
         for step in plan.steps:
             if stopper.signal is not None:
@@ -115,8 +113,7 @@ def _initial_record(plan: Plan, step: Step, run_id: str, invocation: str, backen
         "data": {k: dict(v) for k, v in step.data.items()},
         "metrics_file": step.metrics, "metrics": {}, "outputs": {},
         "plan": plan.to_json(), "mlproject_version": __version__,
-        "host": {**records.host_info(), "platform": platform.platform(),
-                 "python": platform.python_version()},
+        "host": records.host_info(),
         "log": "log.txt",
     }
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import platform
 import sys
 from dataclasses import dataclass
 
@@ -23,6 +22,6 @@ def gather(root: str) -> Facts:
         cwd=os.getcwd(),
         code=gitstate.gather(root),
         interpreter=sys.executable,
-        python_version=platform.python_version(),
-        platform=f"{sys.platform}-{platform.machine()}",
+        python_version=".".join(map(str, sys.version_info[:3])),
+        platform=f"{sys.platform}-{os.uname().machine}",
     )

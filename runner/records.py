@@ -9,8 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import secrets
-import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,7 @@ def new_run_dir(root: str) -> tuple[str, Path]:
     """A fresh run directory whose name sorts by start time; unique even under concurrency."""
     base = ensure_state_dir(root) / "runs"
     while True:
-        run_id = now().strftime("%Y%m%d-%H%M%S-%f") + "-" + secrets.token_hex(3)
+        run_id = now().strftime("%Y%m%d-%H%M%S-%f") + "-" + os.urandom(3).hex()
         path = base / run_id
         try:
             path.mkdir()
@@ -70,7 +69,10 @@ def process_start(pid: int) -> str | None:
 
 def host_info() -> dict[str, Any]:
     pid = os.getpid()
-    return {"hostname": socket.gethostname(), "pid": pid, "pid_start": process_start(pid)}
+    system = os.uname()
+    return {"hostname": system.nodename, "pid": pid, "pid_start": process_start(pid),
+            "platform": f"{system.sysname}-{system.release}-{system.machine}",
+            "python": ".".join(map(str, sys.version_info[:3]))}
 
 
 def write(run_dir: Path, record: dict[str, Any]) -> None:
@@ -83,7 +85,7 @@ def effective_status(record: dict[str, Any]) -> str:
     if status != "running":
         return status
     host = record.get("host") or {}
-    if host.get("hostname") != socket.gethostname():
+    if host.get("hostname") != os.uname().nodename:
         return status  # another machine's run: we cannot tell
     pid = host.get("pid")
     alive = isinstance(pid, int) and process_start(pid) == host.get("pid_start")

@@ -3,6 +3,7 @@ references between sections, cycles in `needs`, placeholders, defaults that do n
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from mlproject.spec import params, template
@@ -47,8 +48,20 @@ class Builder:
         return Spec(
             file=file, root=root, digest=digest, name=raw.get("name"), format=raw.get("format", 1),
             environments=environments, default_environment=default_env, data=data,
-            resources=resources(raw.get("resources", {})), entry_points=entries,
+            resources=self.resources(("resources",), raw.get("resources", {})), entry_points=entries,
         )
+
+    def resources(self, path: DocPath, raw: dict[str, Any]) -> Resources:
+        values: dict[str, Any] = {"gpu": raw.get("gpu")}
+        for key in ("cpu", "timeout", "memory"):
+            if key in raw:
+                values[key] = _bounded(key, raw[key])
+                if values[key] is None:
+                    self.problem(path + (key,), f"{raw[key]!r} is not a usable {key}: expected a "
+                                 f"finite positive value up to {LIMITS[key]:g}")
+        if values.get("memory") is not None:
+            values["memory"] = int(values["memory"])
+        return Resources(**values)
 
     def unknown(self, path: DocPath, what: str, name: str, known: Any) -> None:
         options = ", ".join(sorted(known)) or "none are declared"
@@ -101,7 +114,8 @@ class Builder:
         return EntryPoint(
             name=name, command=body["command"], template=parts, parameters=parameters,
             environment=env, data=tuple(body.get("data", ())),
-            resources=resources(body.get("resources", {})), needs=tuple(body.get("needs", ())),
+            resources=self.resources(where + ("resources",), body.get("resources", {})),
+            needs=tuple(body.get("needs", ())),
             outputs=tuple(body.get("outputs", ())), metrics=body.get("metrics"), gates=gates,
         )
 
@@ -154,19 +168,25 @@ class Builder:
                 visit(name, [name])
 
 
+LIMITS = {"cpu": 1e6, "timeout": 1e9, "memory": 2**62}  # beyond any machine: a typo
+
+
+def _bounded(key: str, value: Any) -> float | None:
+    """The number behind a resource value, or None when it is not finite or past its limit."""
+    try:
+        number = {"timeout": seconds, "memory": memory_bytes}.get(key, float)(value)
+        usable = math.isfinite(float(number)) and 0 < number <= LIMITS[key]
+    except (OverflowError, ValueError):
+        return None
+    return number if usable else None
+
+
 def known(cls: Any, raw: dict[str, Any]) -> dict[str, Any]:
     """The fields of `cls` in `raw`: unknown keys were already reported as warnings."""
     names = {f.name for f in dataclasses.fields(cls)}
     return {k: v for k, v in raw.items() if k in names}
 
 
-def resources(raw: dict[str, Any]) -> Resources:
-    return Resources(
-        cpu=raw.get("cpu"),
-        memory=memory_bytes(raw["memory"]) if "memory" in raw else None,
-        gpu=raw.get("gpu"),
-        timeout=seconds(raw["timeout"]) if "timeout" in raw else None,
-    )
 
 
 def docker(name: str, raw: dict[str, Any]) -> Environment:

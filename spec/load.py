@@ -61,7 +61,7 @@ def load(path: str | os.PathLike[str] = ".", *, strict: bool = False) -> Spec:
     try:
         doc = yamlpos.parse(_decode(content, display))
     except yamlpos.YamlProblem as exc:
-        raise SpecError([Problem(display, exc.line, exc.col, (), exc.message)]) from None
+        raise SpecError([Problem(display, exc.line, exc.col, exc.path, exc.message)]) from None
     if not isinstance(doc.data, dict):
         found = "the file is empty" if doc.data is None else f"found {validate.describe(doc.data)}"
         raise SpecError([Problem(display, *doc.locate(()), (), f"expected a mapping with "

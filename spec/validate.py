@@ -1,7 +1,6 @@
 """Validation against the JSON Schema, with every error mapped back to a line and column."""
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Iterator
 from functools import lru_cache
@@ -123,5 +122,7 @@ def _suggest(key: str, known: list[str]) -> str:
         head, _, tail = key.partition(sep)
         if tail and head in known:
             return f" (did you mean '{head}: {tail.strip()}'?)"
+    import difflib
+
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
     return f" (did you mean {close[0]!r}?)" if close else ""

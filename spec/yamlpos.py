@@ -22,9 +22,9 @@ _PLAIN_COLLECTION_TAGS = {None, "!", "tag:yaml.org,2002:map", "tag:yaml.org,2002
 
 
 class YamlProblem(Exception):
-    def __init__(self, line: int, col: int, message: str) -> None:
+    def __init__(self, line: int, col: int, message: str, path: DocPath = ()) -> None:
         super().__init__(message)
-        self.line, self.col, self.message = line, col, message
+        self.line, self.col, self.message, self.path = line, col, message, path
 
 
 class _MergeKey:
@@ -139,7 +139,10 @@ class _Builder:
         if tag == _MERGE:
             return MERGE_KEY
         node = yaml.ScalarNode(tag, ev.value, ev.start_mark, ev.end_mark, ev.style)
-        return self.loader.construct_object(node, deep=True)
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except ValueError:  # an integer past Python's digit limit
+            raise YamlProblem(*_pos(ev.start_mark), "number too large") from None
 
     def _add(self, value: Any, mark: tuple[int, int], anchor: str | None, size: int) -> None:
         self.total += size
@@ -173,7 +176,8 @@ class _Builder:
                 raise YamlProblem(*mark, f"key {key!r} must be a string: quote it")
             if key in top.explicit:
                 first = self.doc.key_positions.get(top.path + (key,), mark)
-                raise YamlProblem(*mark, f"duplicate key {key!r} (first defined at line {first[0]})")
+                raise YamlProblem(*mark, f"duplicate key {key!r} (first defined at line {first[0]})",
+                                  top.path + (key,))
             top.explicit.add(key)
         top.key, top.key_mark = key, mark
 

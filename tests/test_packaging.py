@@ -1,0 +1,152 @@
+"""The distribution works once installed, as a wheel and as an editable install, each in a fresh
+virtual environment: the import names, the console script, and the package data (the schema,
+the project template). Two real `pip install`s of a copy of this tree; slow, but nothing else
+shows that a fresh machine gets a working `mlproject`."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# What a fresh clone does not have: build output, caches, virtual environments, run records.
+_NOT_SOURCE = shutil.ignore_patterns(
+    ".git", ".venv", ".ci-venv", "build", "dist", "*.egg-info", "__pycache__", ".mlproject",
+    ".pytest_cache", ".hypothesis", ".mypy_cache", ".ruff_cache")
+
+
+def source_version() -> str:
+    match = re.search(r'^__version__ = "([^"]+)"', (ROOT / "runner" / "__init__.py").read_text(),
+                      re.MULTILINE)
+    assert match, "runner/__init__.py defines no __version__"
+    return match.group(1)
+
+
+def pyproject_version() -> str:
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        match = re.search(r'^version = "([^"]+)"', text, re.MULTILINE)
+        assert match, "pyproject.toml has no version"
+        return match.group(1)
+    return str(tomllib.loads(text)["project"]["version"])
+
+
+@dataclass(frozen=True)
+class Install:
+    kind: str  # "wheel" or "editable"
+    venv: Path
+    source: Path  # the copy of the tree it was installed from
+
+    @property
+    def bin(self) -> Path:
+        return self.venv / ("Scripts" if os.name == "nt" else "bin")
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+        env["PATH"] = os.pathsep.join([str(self.bin), env.get("PATH", os.defpath)])
+        return env
+
+    def run(self, *args: str, cwd: Path) -> str:
+        """Run a program of this environment; its stdout, or a failure showing all output."""
+        program = str(self.bin / args[0]) if (self.bin / args[0]).exists() else args[0]
+        done = subprocess.run([program, *args[1:]], cwd=cwd, env=self.env(),
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, (
+            f"{self.kind}: `{' '.join(args)}` exited with {done.returncode}\n"
+            f"--- stdout\n{done.stdout}--- stderr\n{done.stderr}")
+        return done.stdout
+
+
+def _install(base: Path, kind: str) -> Install:
+    source = base / "src"
+    shutil.copytree(ROOT, source, ignore=_NOT_SOURCE, symlinks=True)
+    venv = base / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+    install = Install(kind, venv, source)
+    target = ["-e", str(source)] if kind == "editable" else [str(source)]
+    # A normal, isolated build: setuptools and the dependencies come from the index, as on a
+    # fresh machine.
+    install.run("python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                *target, cwd=base)
+    return install
+
+
+@pytest.fixture(scope="module", params=["wheel", "editable"])
+def installed(request: pytest.FixtureRequest,
+              tmp_path_factory: pytest.TempPathFactory) -> Install:
+    return _install(tmp_path_factory.mktemp(f"install-{request.param}"), request.param)
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A working directory outside the repository, so that nothing imports from the tree."""
+    work = tmp_path / "work"
+    work.mkdir()
+    assert ROOT not in work.parents
+    return work
+
+
+def test_version_is_the_same_in_the_code_and_in_pyproject() -> None:
+    from mlproject.runner import __version__
+
+    assert __version__ == source_version() == pyproject_version()
+
+
+def test_packages_import_from_the_install(installed: Install, outside: Path) -> None:
+    out = installed.run("python", "-c", (
+        "import json, mlproject.spec, mlproject.runner, mlproject.templates; "
+        "print(json.dumps([mlproject.spec.__file__, mlproject.runner.__file__, "
+        "mlproject.runner.__version__]))"), cwd=outside)
+    spec_file, runner_file, version = json.loads(out)
+    home = installed.source if installed.kind == "editable" else installed.venv
+    assert Path(spec_file).resolve().is_relative_to(home.resolve())
+    assert Path(runner_file).resolve().is_relative_to(home.resolve())
+    assert version == source_version()
+
+
+def test_console_script_reports_the_version(installed: Install, outside: Path) -> None:
+    assert (installed.bin / "mlproject").exists()
+    assert installed.run("mlproject", "--version", cwd=outside) == f"mlproject {source_version()}\n"
+    assert installed.run("python", "-m", "mlproject.runner", "--version", cwd=outside) \
+        == f"mlproject {source_version()}\n"
+
+
+def test_schema_is_shipped(installed: Install, outside: Path) -> None:
+    out = installed.run("mlproject", "schema", cwd=outside)
+    assert json.loads(out) == json.loads((ROOT / "spec" / "schema.json").read_text())
+
+
+def test_init_and_run_the_template(installed: Install, outside: Path) -> None:
+    installed.run("mlproject", "init", "demo", cwd=outside)
+    demo = outside / "demo"
+    assert sorted(p.name for p in demo.iterdir()) == [
+        ".gitignore", "MLproject", "prepare.py", "train.py"]
+    installed.run("mlproject", "validate", "demo", "--strict", cwd=outside)
+    installed.run("mlproject", "run", "demo", cwd=outside)
+    runs = json.loads(installed.run("mlproject", "runs", "--project", "demo", "--json",
+                                    cwd=outside))
+    assert [(r["entry_point"], r["status"]) for r in runs] == [
+        ("prepare", "succeeded"), ("main", "succeeded")]
+    assert (demo / "model" / "model.json").is_file()
+
+
+def test_readme_test_command_is_what_ci_runs() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    quick_start = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"^```sh\n(.*?)\n```", quick_start, re.MULTILINE | re.DOTALL)
+    assert len(commands) == 2, "the quick start is two commands"
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    match = re.search(r'^TEST_COMMAND="(.*)"$', ci, re.MULTILINE)
+    assert match, ".ci/run defines no TEST_COMMAND"
+    assert commands[1] == match.group(1)
+    assert os.access(ROOT / ".ci" / "run", os.X_OK), ".ci/run is not executable"
