@@ -5,12 +5,15 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mlproject.runner import __version__, backends, records, uptodate
 from mlproject.runner.backends.base import Outcome, RunContext, Stopper
+from mlproject.runner.envs.base import EnvError
+from mlproject.runner.envs.recipes import EnvFact
 from mlproject.runner.metrics import read as read_metrics
 from mlproject.runner.plan import Plan, Step
 
@@ -40,11 +43,11 @@ def preflight(plan: Plan, backend_name: str) -> list[str]:
     problems = []
     for step in plan.steps:
         env = step.environment
-        if env.kind != "local":
+        if env.kind == "docker":
             problems.append(
-                f"entry point {step.entry_point!r} runs in environment {env.name!r} ({env.kind}, "
-                f"{env.detail}): building {env.kind} environments is not supported yet; run with "
-                "--env local to use the current interpreter")
+                f"entry point {step.entry_point!r} runs in container image {env.detail} "
+                f"(environment {env.name!r}): the {backend_name} backend runs no containers; "
+                "run with --env local to use the current interpreter")
         for name, path in step.paths.items():
             if not os.path.exists(path):
                 problems.append(f"parameter {name} (path): {path} does not exist")
@@ -52,7 +55,7 @@ def preflight(plan: Plan, backend_name: str) -> list[str]:
     return problems
 
 
-def execute(plan: Plan, options: Options) -> int:
+def execute(plan: Plan, options: Options, envs: Mapping[str, EnvFact] | None = None) -> int:
     """Run the plan's steps in order; the exit code of the first that does not succeed, else 0."""
     problems = preflight(plan, options.backend)
     if problems:
@@ -70,7 +73,8 @@ def execute(plan: Plan, options: Options) -> int:
                 if done:
                     say(f"{step.entry_point}: up to date (run {done}); --force runs it anyway")
                     continue
-            outcome = _run_step(plan, step, backend, stopper, invocation)
+            outcome = _run_step(plan, step, backend, stopper, invocation, (envs or {}).get(
+                step.environment.name))
             if outcome.status != "succeeded":
                 return outcome.exit_code
         return 0
@@ -79,17 +83,35 @@ def execute(plan: Plan, options: Options) -> int:
             signal.signal(signum, handler)
 
 
-def _run_step(plan: Plan, step: Step, backend: Any, stopper: Stopper, invocation: str) -> Outcome:
+def _realize(fact: EnvFact | None, record: dict[str, Any]) -> dict[str, str]:
+    """Build (or reuse) the step's environment; the variables that run a command inside it."""
+    if fact is None or fact.recipe is None:
+        return {}
+    from mlproject.runner.envs.store import Store
+
+    prefix, built = Store().ensure(fact.recipe, say)
+    record["environment"].update(prefix=str(prefix), built_now=built, recipe=fact.recipe.describe())
+    return fact.recipe.activate(prefix, os.environ)
+
+
+def _run_step(plan: Plan, step: Step, backend: Any, stopper: Stopper, invocation: str,
+              fact: EnvFact | None) -> Outcome:
     run_id, run_dir = records.new_run_dir(plan.project)
     started_at, started = records.now(), time.monotonic()
     record = _initial_record(plan, step, run_id, invocation, backend.name, started_at)
     records.write(run_dir, record)
     say(f"{step.entry_point}: running (run {run_id})")
+    outcome: Outcome
+    try:
+        activation = _realize(fact, record)
+    except EnvError as exc:
+        outcome = Outcome("failed", 1, reason=f"environment {step.environment.name!r}: {exc}")
+        _finish(plan, step, record, run_dir, started, outcome)
+        return outcome
     say(f"$ {step.command}")
     ctx = RunContext(run_id, run_dir, plan.project, {
-        "MLPROJECT_RUN_ID": run_id, "MLPROJECT_RUN_DIR": str(run_dir),
+        "MLPROJECT_RUN_ID": run_id, "MLPROJECT_RUN_DIR": str(run_dir), **activation,
     }, stopper)
-    outcome: Outcome
     try:
         outcome = backend.run(step, ctx)
     except OSError as exc:  # the command could not be started at all

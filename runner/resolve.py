@@ -7,7 +7,7 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mlproject.runner.facts import Facts
+from mlproject.runner.facts import Facts, closure
 from mlproject.runner.hashing import canonical_digest
 from mlproject.runner.plan import EnvChoice, Plan, Step
 from mlproject.spec import params, template
@@ -51,7 +51,7 @@ def resolve(spec: Spec, overrides: Overrides, facts: Facts) -> Plan:
                            f"(declared: {known})")
     user = parse_params(overrides.params)
     steps: dict[str, Step] = {}
-    for name in _order(spec, target):
+    for name in closure(spec, target):
         entry = spec.entry_points[name]
         given = user if name == target else {}
         steps[name] = _step(spec, entry, given, overrides, facts, steps, target)
@@ -61,21 +61,6 @@ def resolve(spec: Spec, overrides: Overrides, facts: Facts) -> Plan:
                      f"{len(facts.code.changes)} files")
     return Plan(spec.root, spec.file, spec.digest, spec.name, target, tuple(steps.values()),
                 tuple(notes))
-
-
-def _order(spec: Spec, target: str) -> list[str]:
-    """The target's prerequisites first, depth-first in the order `needs` lists them."""
-    order: list[str] = []
-
-    def visit(name: str) -> None:
-        if name in order:
-            return
-        for need in spec.entry_points[name].needs:
-            visit(need)
-        order.append(name)
-
-    visit(target)  # load() has refused cycles
-    return order
 
 
 def _values(entry: EntryPoint, given: dict[str, str], facts: Facts, root: str,
@@ -124,9 +109,14 @@ def _environment(spec: Spec, entry: EntryPoint, overrides: Overrides, facts: Fac
         key = canonical_digest({"kind": "local", "python": facts.interpreter,
                                 "version": facts.python_version, "platform": facts.platform})
         return EnvChoice("local", "local", key, facts.interpreter, True)
-    env = spec.environments[entry.environment]
-    detail = env.image or env.file or f"python {env.python}"
-    return EnvChoice(env.name, env.kind, None, str(detail), False)
+    fact = facts.envs.get(entry.environment)
+    if fact is None:  # facts gathered without environments: say what is declared
+        env = spec.environments[entry.environment]
+        return EnvChoice(env.name, env.kind, None, str(env.image or env.file or env.python), False)
+    if fact.error:
+        raise ResolveError(f"entry point {entry.name!r}: {fact.error}")
+    return EnvChoice(fact.name, fact.kind, fact.recipe.key if fact.recipe else None, fact.detail,
+                     fact.ready)
 
 
 def _step(spec: Spec, entry: EntryPoint, given: dict[str, str], overrides: Overrides,

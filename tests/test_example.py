@@ -136,13 +136,18 @@ def test_every_environment_kind_and_placeholder_kind_is_shown() -> None:
 
 
 def test_example_plans_with_parameters_quoted(cli: Callable[..., Any]) -> None:
-    result = cli("plan", str(EXAMPLE), "-e", "predict", "-P", "model_uri=runs:/abc/model",
-                 "-P", "batch=/tmp/new customers.csv", "--json")
+    args = ("plan", str(EXAMPLE), "-e", "predict", "-P", "model_uri=runs:/abc/model",
+            "-P", "batch=/tmp/new customers.csv", "--json")
+    # The example is a spec, not a project: the files its environments name are not there.
+    missing = cli(*args)
+    assert missing.code == 2
+    assert "environment 'legacy': cannot read python_env.yaml" in missing.err
+    result = cli(*args, "--env", "local")
     assert result.code == 0, result.err
     (step,) = json.loads(result.out)["steps"]
     assert step["command"] == ("python predict.py --model runs:/abc/model "
                                "--batch '/tmp/new customers.csv'")
-    assert step["environment"]["name"] == "legacy"
+    assert step["environment"]["name"] == "local"
 
 
 def _readme_blocks(language: str) -> list[str]:

@@ -204,9 +204,10 @@ def test_a_needed_step_with_a_required_parameter(cli: Callable[..., Any], projec
     assert "entry point 'prep' requires parameter rows (int) (needed by 'main'" in result.err
 
 
-def test_declared_environment_shows_in_plan_and_refuses_to_run(cli: Callable[..., Any], project: Callable[..., Path]) -> None:
+def test_a_container_environment_shows_in_plan_and_the_local_backend_refuses_it(
+        cli: Callable[..., Any], project: Callable[..., Path]) -> None:
     root = project({"MLproject": """
-        python_env: python_env.yaml
+        docker_env: {image: "python:3.11-slim"}
         entry_points:
           main:
             command: "python -c pass"
@@ -215,12 +216,12 @@ def test_declared_environment_shows_in_plan_and_refuses_to_run(cli: Callable[...
     assert plan["steps"][0]["environment"]["kind"] == "local"
     declared = json.loads(cli("plan", str(root), "--json").out)
     assert declared["steps"][0]["environment"] == {
-        "name": "python_env", "kind": "python", "key": None, "detail": "python_env.yaml",
+        "name": "docker_env", "kind": "docker", "key": None, "detail": "python:3.11-slim",
         "ready": False}
     result = cli("run", str(root))
     assert result.code == 2
-    assert "building python environments is not supported yet" in result.err
-    assert "--env local" in result.err
+    assert "runs in container image python:3.11-slim" in result.err
+    assert "the local backend runs no containers" in result.err and "--env local" in result.err
     assert not (root / ".mlproject").exists()
     assert cli("run", str(root), "--env", "local").code == 0
 

@@ -187,8 +187,8 @@ def test_environment_of_two_kinds_at_once(here: Path) -> None:
         entry_points:
           main: {command: echo, environment: train}
     """) == [
-        "MLproject:2:10: environments.train: an environment is exactly one of: python (with "
-        "python/requirements/python_env), conda (with conda and optional lock), or docker",
+        "MLproject:2:10: environments.train: an environment is exactly one of: python (python, "
+        "requirements or python_env, and an optional lock), conda (conda and an optional lock), or docker",
     ]
 
 
@@ -199,8 +199,8 @@ def test_environment_of_no_kind(here: Path) -> None:
         entry_points:
           main: {command: echo}
     """) == [
-        "MLproject:2:10: environments.train: an environment is exactly one of: python (with "
-        "python/requirements/python_env), conda (with conda and optional lock), or docker",
+        "MLproject:2:10: environments.train: an environment is exactly one of: python (python, "
+        "requirements or python_env, and an optional lock), conda (conda and an optional lock), or docker",
     ]
 
 
@@ -570,8 +570,8 @@ def test_every_schema_problem_of_a_file_is_listed(here: Path) -> None:
     """) == [
         "MLproject:2:21: resources.memory: '12X' is not a memory size: give bytes (a positive "
         "integer) or a text such as 512Mi, 16Gi, 2G",
-        "MLproject:4:8: environments.gpu: an environment is exactly one of: python (with "
-        "python/requirements/python_env), conda (with conda and optional lock), or docker",
+        "MLproject:4:8: environments.gpu: an environment is exactly one of: python (python, "
+        "requirements or python_env, and an optional lock), conda (conda and an optional lock), or docker",
         "MLproject:7:5: entry_points.train: missing required key 'command'",
         f"MLproject:8:18: entry_points.train.parameters.lr.type: 'flot' is not one of {TYPES}",
         "MLproject:9:36: entry_points.train.parameters.epochs.default: expected a string or a "

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mlproject.runner.facts import Facts
 from mlproject.runner.plan import Plan
 from mlproject.spec import Spec, SpecError, load
 
@@ -27,9 +28,15 @@ def load_spec(args: argparse.Namespace) -> Spec | SpecError:
     return spec
 
 
-def make_plan(args: argparse.Namespace) -> Plan | int:
-    """The plan for the verb's arguments, or the exit code after reporting why there is none."""
+def say(message: str) -> None:
+    sys.stderr.write(f"mlproject: {message}\n")
+
+
+def make_plan(args: argparse.Namespace, *, allow_resolve: bool = False) -> tuple[Plan, Facts] | int:
+    """The plan for the verb's arguments and the facts behind it, or the exit code after
+    reporting why there is none. `allow_resolve`: unlocked environments may be resolved now."""
     from mlproject.runner import facts, proc
+    from mlproject.runner.envs.base import EnvError
     from mlproject.runner.resolve import Overrides, ResolveError, resolve
 
     spec = load_spec(args)
@@ -37,8 +44,12 @@ def make_plan(args: argparse.Namespace) -> Plan | int:
         return EXIT_USAGE
     overrides = Overrides(args.entry_point, tuple(args.param), args.env_manager)
     try:
-        return resolve(spec, overrides, facts.gather(spec.root))
+        gathered = facts.gather(spec.root, spec, args.entry_point, env_manager=args.env_manager,
+                                allow_resolve=allow_resolve, log=say)
+        return resolve(spec, overrides, gathered), gathered
     except ResolveError as exc:
+        return error(str(exc))
+    except EnvError as exc:
         return error(str(exc))
     except proc.ProcError as exc:
         return error(f"cannot read the project's Git state: {exc}")

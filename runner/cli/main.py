@@ -70,6 +70,25 @@ def build_parser() -> argparse.ArgumentParser:
                       help="project directory")
     show.add_argument("--json", action="store_true", help="the whole record as JSON")
 
+    lock = verbs.add_parser("lock", help="write the locks of the project's unlocked environments")
+    _project_args(lock, entry=False)
+    lock.add_argument("-e", "--entry-point", default=None, metavar="ENTRY",
+                      help="only the environments this entry point (and what it needs) uses")
+
+    env = verbs.add_parser("env", help="the environments built for projects (the cache)")
+    env_verbs = env.add_subparsers(dest="env_verb", metavar="list|path|prune", required=True)
+    env_list = env_verbs.add_parser("list", help="list built environments")
+    env_list.add_argument("--json", action="store_true", help="machine-readable output")
+    env_path = env_verbs.add_parser("path", help="print the environment of an entry point "
+                                                 "(building it if needed)")
+    env_path.add_argument("entry_point", metavar="ENTRY", help="entry point")
+    env_path.add_argument("path", nargs="?", default=".", metavar="PATH", help="project directory")
+    env_path.add_argument("--strict", action="store_true", help=argparse.SUPPRESS)
+    env_prune = env_verbs.add_parser("prune", help="remove environments (all, or those unused "
+                                                   "for a while) and unfinished builds")
+    env_prune.add_argument("--older-than", metavar="DURATION", default=None,
+                           help="only those unused for this long, e.g. 30d, 12h")
+
     init = verbs.add_parser("init", help="create a new project from the template")
     init.add_argument("directory", metavar="DIR", help="where to create it (must not hold "
                                                         "files of the same names)")

@@ -46,8 +46,8 @@ def show(plan: Plan, as_json: bool) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    plan = make_plan(args)
-    if isinstance(plan, int):
-        return plan
-    show(plan, args.json)
+    made = make_plan(args)
+    if isinstance(made, int):
+        return made
+    show(made[0], args.json)
     return 0

@@ -8,15 +8,16 @@ from mlproject.runner.cli.plan_cmd import show
 
 
 def main(args: argparse.Namespace) -> int:
-    plan = make_plan(args)
-    if isinstance(plan, int):
-        return plan
+    made = make_plan(args, allow_resolve=not args.dry_run)
+    if isinstance(made, int):
+        return made
+    plan, facts = made
     if args.dry_run:
         show(plan, args.json)
         return 0
     from mlproject.runner.execute import Options, PreflightError, execute
 
     try:
-        return execute(plan, Options(backend=args.backend, force=args.force))
+        return execute(plan, Options(backend=args.backend, force=args.force), facts.envs)
     except PreflightError as exc:
         return error(f"cannot start:\n{exc}")

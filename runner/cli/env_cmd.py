@@ -1,0 +1,78 @@
+"""`mlproject env list|path|prune`: the environments in the cache."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from mlproject.runner.cli.common import EXIT_USAGE, error, load_spec, say
+from mlproject.runner.envs.store import Store
+from mlproject.spec import SpecError
+from mlproject.spec.units import seconds
+
+
+def _list(args: argparse.Namespace) -> int:
+    entries = Store().entries()
+    if args.json:
+        sys.stdout.write(json.dumps(entries, indent=2) + "\n")
+        return 0
+    if not entries:
+        say(f"no environments in {Store().root}")
+        return 0
+    now = time.time()
+    for entry in entries:
+        marker = entry["marker"]
+        age = f"used {(now - entry['last_used']) / 86400:.1f}d ago"
+        if marker is None:
+            sys.stdout.write(f"{entry['path']}  unfinished build  {age}\n")
+            continue
+        recipe = marker.get("recipe", {})
+        what = recipe.get("version") or recipe.get("platform") or ""
+        count = len(recipe.get("pins") or recipe.get("packages") or [])
+        sys.stdout.write(f"{entry['path']}  {marker['kind']} {what}  {count} packages  "
+                         f"{recipe.get('lock', '')}  {age}\n")
+    return 0
+
+
+def _path(args: argparse.Namespace) -> int:
+    from mlproject.runner.envs.base import EnvError
+    from mlproject.runner.envs.recipes import recipe_for
+
+    spec = load_spec(args)
+    if isinstance(spec, SpecError):
+        return EXIT_USAGE
+    entry = spec.entry_points.get(args.entry_point)
+    if entry is None:
+        declared = ", ".join(spec.entry_points)
+        return error(f"no entry point {args.entry_point!r} (declared: {declared})")
+    if entry.environment is None:
+        return error(f"entry point {entry.name!r} declares no environment: it runs in the "
+                     "current interpreter")
+    try:
+        recipe = recipe_for(spec.root, spec.environments[entry.environment], allow_resolve=True,
+                            log=say)
+        assert recipe is not None  # resolving is allowed here
+        prefix, _ = Store().ensure(recipe, say)
+    except EnvError as exc:
+        return error(f"environment {entry.environment!r}: {exc}")
+    print(prefix)
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    older = None
+    if args.older_than is not None:
+        try:
+            older = seconds(args.older_than) if not args.older_than.isdigit() else float(args.older_than)
+        except ValueError:
+            return error(f"--older-than {args.older_than!r}: expected a duration such as 30d or 12h")
+        if older <= 0:
+            return error(f"--older-than {args.older_than!r}: expected a duration such as 30d or 12h")
+    for path in Store().prune(older):
+        print(path)
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    return {"list": _list, "path": _path, "prune": _prune}[args.env_verb](args)

@@ -1,0 +1,45 @@
+"""`mlproject lock`: resolve each unlocked environment the project (or an entry point) uses
+into its lock file, to be committed."""
+from __future__ import annotations
+
+import argparse
+
+from mlproject.runner.cli.common import EXIT_USAGE, error, load_spec, say
+from mlproject.runner.envs.base import EnvError
+from mlproject.runner.facts import closure
+from mlproject.spec import SpecError
+
+
+def main(args: argparse.Namespace) -> int:
+    spec = load_spec(args)
+    if isinstance(spec, SpecError):
+        return EXIT_USAGE
+    if args.entry_point is not None and args.entry_point not in spec.entry_points:
+        declared = ", ".join(spec.entry_points)
+        return error(f"no entry point {args.entry_point!r} (declared: {declared})")
+    if args.entry_point is None:
+        names = list(spec.environments)
+    else:
+        used = (spec.entry_points[n].environment for n in closure(spec, args.entry_point))
+        names = list(dict.fromkeys(n for n in used if n))
+    lockable = [spec.environments[n] for n in names if spec.environments[n].kind != "docker"]
+    if not lockable:
+        say("nothing to lock: no python or conda environment is declared")
+        return 0
+    failed = 0
+    for env in lockable:
+        try:
+            if env.kind == "python":
+                from mlproject.runner.envs.python import write_lock
+
+                written = write_lock(spec.root, env, say)
+            else:
+                from mlproject.runner.envs.conda import lock_conda
+
+                written = lock_conda(spec.root, env, say)
+        except EnvError as exc:
+            error(f"environment {env.name!r}: {exc}")
+            failed += 1
+            continue
+        print(written)
+    return 1 if failed else 0

@@ -1,0 +1,1 @@
+"""Environments: recipes (what to install, and its key), the store that builds each once."""
