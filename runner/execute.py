@@ -43,7 +43,10 @@ def preflight(plan: Plan, backend_name: str) -> list[str]:
     problems = []
     for step in plan.steps:
         env = step.environment
-        if env.kind == "docker":
+        if env.problem:
+            problems.append(f"entry point {step.entry_point!r}: environment {env.name!r}: "
+                            f"{env.problem}")
+        elif env.kind == "docker":
             problems.append(
                 f"entry point {step.entry_point!r} runs in container image {env.detail} "
                 f"(environment {env.name!r}): the {backend_name} backend runs no containers; "

@@ -15,10 +15,11 @@ class EnvChoice:
     key: str | None  # hash of what is installed; None until the kind can be built
     detail: str  # the interpreter, the file or the image
     ready: bool
+    problem: str | None = None  # why it cannot be built here (`run` refuses; `plan` shows it)
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "key": self.key, "detail": self.detail,
-                "ready": self.ready}
+                "ready": self.ready, "problem": self.problem}
 
 
 @dataclass(frozen=True)

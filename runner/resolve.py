@@ -113,10 +113,8 @@ def _environment(spec: Spec, entry: EntryPoint, overrides: Overrides, facts: Fac
     if fact is None:  # facts gathered without environments: say what is declared
         env = spec.environments[entry.environment]
         return EnvChoice(env.name, env.kind, None, str(env.image or env.file or env.python), False)
-    if fact.error:
-        raise ResolveError(f"entry point {entry.name!r}: {fact.error}")
     return EnvChoice(fact.name, fact.kind, fact.recipe.key if fact.recipe else None, fact.detail,
-                     fact.ready)
+                     fact.ready, fact.error)
 
 
 def _step(spec: Spec, entry: EntryPoint, given: dict[str, str], overrides: Overrides,

@@ -187,10 +187,14 @@ def test_a_python_that_is_not_there_names_those_that_are(cli: Callable[..., Any]
         environments: {old: {python: "2.5"}}
         entry_points: {main: {environment: old, command: "python -c pass"}}
     """})
-    result = cli("plan", str(root))
+    plan = cli("plan", str(root))
+    assert plan.code == 0
+    assert "cannot be built: Python 2.5 is not installed on this machine (found: " in plan.out
+    result = cli("run", str(root))
     assert result.code == 2
-    assert "Python 2.5 is not installed on this machine (found: " in result.err
+    assert "environment 'old': Python 2.5 is not installed on this machine (found: " in result.err
     assert PY in result.err and "does not download" in result.err
+    assert not records.runs_dir(str(root)).exists()
 
 
 def test_env_local_ignores_the_declared_environment(cli: Callable[..., Any], project: Callable[..., Path]) -> None:

@@ -217,7 +217,7 @@ def test_a_container_environment_shows_in_plan_and_the_local_backend_refuses_it(
     declared = json.loads(cli("plan", str(root), "--json").out)
     assert declared["steps"][0]["environment"] == {
         "name": "docker_env", "kind": "docker", "key": None, "detail": "python:3.11-slim",
-        "ready": False}
+        "ready": False, "problem": None}
     result = cli("run", str(root))
     assert result.code == 2
     assert "runs in container image python:3.11-slim" in result.err

@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from mlproject.runner.envs import requirements
 from mlproject.runner.envs.base import EnvError
 
@@ -50,7 +49,7 @@ def test_includes_are_followed_and_cycles_refused(tmp_path: Path) -> None:
     with pytest.raises(EnvError, match="includes itself"):
         requirements.read(tmp_path / "loop.txt")
     (tmp_path / "broken.txt").write_text("-r missing.txt\n")
-    with pytest.raises(EnvError, match="cannot read .*missing.txt"):
+    with pytest.raises(EnvError, match=r"cannot read .*missing\.txt"):
         requirements.read(tmp_path / "broken.txt")
 
 

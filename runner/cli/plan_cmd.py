@@ -19,6 +19,8 @@ def render(plan: Plan) -> str:
         lines.append(f"{number}. {step.entry_point}  fingerprint {step.fingerprint[:12]}")
         lines.append(f"   $ {step.command}")
         state = "ready" if env.ready else "not built"
+        if env.problem:
+            state = f"cannot be built: {env.problem}"
         lines.append(f"   environment: {env.name} ({env.kind}: {env.detail}; {state})")
         res = step.resources
         parts = [f"cpu {res.cpu:g}" if res.cpu is not None else "",

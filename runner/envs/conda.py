@@ -1,0 +1,172 @@
+"""Conda environments, installed from conda-lock.yml without a conda program.
+
+Every conda package of the platform is fetched and checked against the lock's hash before
+anything is installed; py-rattler then links them into the prefix, and uv installs the lock's
+pip packages with hashes required. Nothing is solved at run time: no lock, no environment.
+`mlproject lock` is the one place a solver is needed, and it is conda-lock's.
+"""
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlproject.runner import proc
+from mlproject.runner.envs import condalock
+from mlproject.runner.envs.base import EnvError, Log, env_key
+from mlproject.runner.envs.condalock import Lock, Locked
+from mlproject.spec.cache import cache_root
+from mlproject.spec.model import Environment
+
+LOCK_NAME = "conda-lock.yml"
+SOLVERS = ("micromamba", "mamba", "conda")
+_HOW_TO_LOCK = "run mlproject lock (it runs conda-lock, which needs conda, mamba or micromamba)"
+
+
+@dataclass(frozen=True)
+class CondaRecipe:
+    lock: Lock
+    lock_file: str  # as the project names it, relative to its root
+    env_file: str
+    key: str
+    kind: str = "conda"
+
+    def describe(self) -> dict[str, Any]:
+        python = next((p.version for p in self.lock.conda if p.name == "python"), None)
+        return {"platform": self.lock.platform, "environment": self.env_file, "lock": self.lock_file,
+                "python": python,
+                "conda": [f"{p.name}={p.version}" for p in self.lock.conda],
+                "pip": [f"{p.name}=={p.version}" for p in self.lock.pip]}
+
+    def build(self, prefix: Path, log: Log) -> None:
+        log(f"checking {len(self.lock.conda)} conda and {len(self.lock.pip)} pip packages "
+            f"against {self.lock_file}")
+        # All of them before any is installed: a bad package must not leave half an environment.
+        downloads = cache_root() / "conda-downloads"
+        conda = [condalock.fetch(p, downloads) for p in self.lock.conda]
+        wheels = [condalock.fetch(p, downloads) for p in self.lock.pip]
+        log(f"installing {len(conda)} conda packages with py-rattler")
+        _link(self.lock, conda, prefix)
+        if wheels:
+            log(f"installing {len(wheels)} pip packages with uv")
+            _pip(self.lock.pip, wheels, prefix, self.lock_file)
+
+    def unhealthy(self, prefix: Path) -> str | None:
+        try:
+            records = set(os.listdir(prefix / "conda-meta"))
+        except OSError:
+            return "its conda-meta/ directory is gone"
+        for package in self.lock.conda:
+            if package.record is not None and package.record not in records:
+                return f"the record of {package.name} {package.version} (conda-meta/{package.record}) is gone"
+        if sum(name.endswith(".json") for name in records) < len(self.lock.conda):
+            return "conda-meta/ has fewer records than the lock has packages"
+        if self.lock.pip and not os.path.exists(prefix / "bin" / "python"):
+            return "its python is gone"
+        return None
+
+    def activate(self, prefix: Path, env: Mapping[str, str]) -> dict[str, str]:
+        path = os.pathsep.join([str(prefix / "bin"), env.get("PATH", os.defpath)])
+        return {"PATH": path, "CONDA_PREFIX": str(prefix), "CONDA_DEFAULT_ENV": str(prefix)}
+
+
+def _paths(env: Environment) -> tuple[str, str]:
+    if env.file is None:
+        raise EnvError(f"environment {env.name!r} names no environment.yml")
+    return env.file, env.lock or posixpath.join(posixpath.dirname(env.file), LOCK_NAME)
+
+
+def conda_recipe(root: str, env: Environment, platform: str | None = None) -> tuple[CondaRecipe, list[str]]:
+    """The recipe of a conda environment and the warnings about its lock."""
+    env_file, lock_file = _paths(env)
+    lock_path = Path(root) / lock_file
+    if not lock_path.is_file():
+        named = f"its lock {lock_file} does not exist" if env.lock else f"there is no {lock_file} beside it"
+        raise EnvError(f"environment {env.name!r}: {env_file} is not locked ({named}); {_HOW_TO_LOCK}. "
+                       f"mlproject installs conda environments only from a lock")
+    lock = condalock.read_lock(lock_path, platform or condalock.current_platform())
+    warnings = []
+    env_path = Path(root) / env_file
+    if not env_path.is_file():
+        warnings.append(f"{env_file} does not exist: installing from {lock_file} alone")
+    else:
+        stale = condalock.staleness(lock, lock_file, env_path, env_file)
+        if stale:
+            warnings.append(stale)
+    content = {"platform": lock.platform,
+               "conda": sorted([p.url, p.hash] for p in lock.conda),
+               "pip": sorted([p.name, p.version, p.url, p.hash] for p in lock.pip)}
+    return CondaRecipe(lock, lock_file, env_file, env_key("conda", content)), warnings
+
+
+def _link(lock: Lock, files: list[Path], prefix: Path) -> None:
+    import asyncio
+
+    import rattler
+
+    async def install() -> None:
+        records = [await rattler.RepoDataRecord.from_package_archive(f) for f in files]
+        for package, record in zip(lock.conda, records, strict=True):
+            # the file could have changed since it was checked; rattler hashed it again just now
+            if package.sha256 and record.sha256 is not None and record.sha256.hex() != package.sha256:
+                raise EnvError(f"package {package.name} {package.version} changed while it was installed")
+        await rattler.install(records, target_prefix=prefix, cache_dir=cache_root() / "conda-pkgs",
+                              platform=rattler.Subdir(lock.platform), show_progress=False)
+
+    try:
+        asyncio.run(install())
+    except EnvError:
+        raise
+    except Exception as exc:  # py-rattler's errors have no common base class to name
+        raise EnvError(f"py-rattler could not install the conda packages: {exc}") from None
+
+
+def _pip(packages: tuple[Locked, ...], wheels: list[Path], prefix: Path, lock_file: str) -> None:
+    from mlproject.runner.envs.python import uv, uv_env
+
+    python = prefix / "bin" / "python"
+    if not python.exists():
+        raise EnvError(f"the lock has pip packages ({', '.join(p.name for p in packages)}) "
+                       f"but none of its conda packages provides python")
+    # The files already checked, by path: no index is asked, and uv checks the hashes again.
+    lines = [f"{p.name} @ {wheel.as_uri()} --hash={p.hash}\n"
+             for p, wheel in zip(packages, wheels, strict=True)]
+    with tempfile.TemporaryDirectory() as tmp:
+        requirements = Path(tmp) / "requirements.txt"
+        requirements.write_text("".join(lines), encoding="utf-8")
+        args = [uv(), "pip", "install", "--quiet", "--require-hashes", "--no-deps", "--no-index",
+                "--compile-bytecode", "--python", str(python), "-r", str(requirements)]
+        try:
+            proc.run(args, env=uv_env(), timeout=1800)
+        except proc.ProcError as exc:
+            raise EnvError(f"uv could not install the pip packages of {lock_file}: {exc}") from None
+
+
+def lock_conda(root: str, env: Environment, log: Log) -> Path:
+    """Write the environment's conda-lock.yml with conda-lock, stamped with its input digest."""
+    env_file, lock_file = _paths(env)
+    solver = next((found for found in map(shutil.which, SOLVERS) if found), None)
+    if solver is None:
+        raise EnvError("conda-lock needs conda, mamba or micromamba, and none is on PATH; install one "
+                       f"(e.g. micromamba) or write {lock_file} elsewhere")
+    conda_lock = shutil.which("conda-lock")
+    if conda_lock is None:
+        raise EnvError("conda-lock is not installed: install it (pip install conda-lock) and run "
+                       "mlproject lock again")
+    env_path = Path(root) / env_file
+    args = [conda_lock, "lock", "--conda", solver, "-f", env_file, "--lockfile", lock_file]
+    if not condalock.declared_platforms(env_path):
+        args += ["-p", condalock.current_platform()]
+    log(f"locking {env_file} with conda-lock and {os.path.basename(solver)}")
+    try:
+        proc.run(args, cwd=root, timeout=3600)
+    except proc.ProcError as exc:
+        raise EnvError(str(exc)) from None
+    lock_path = Path(root) / lock_file
+    condalock.stamp(lock_path, env_path)
+    return lock_path
