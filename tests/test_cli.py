@@ -54,3 +54,17 @@ def test_the_template_runs_end_to_end(cli: Callable[..., Any], tmp_path: Path) -
     again = cli("run", str(target))
     assert "prepare: up to date" in again.err and "main: up to date" in again.err
     assert (target / "metrics.json").exists() and (target / "model" / "model.json").exists()
+
+
+def test_every_package_directory_is_in_the_distribution() -> None:
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    names = {"spec": "mlproject.spec", "runner": "mlproject.runner", "templates": "mlproject.templates"}
+    found = set()
+    for top, name in names.items():
+        for init in (root / top).rglob("__init__.py"):
+            relative = init.parent.relative_to(root / top)
+            found.add(".".join([name, *relative.parts]))
+    assert found == listed
