@@ -12,6 +12,7 @@ from typing import Any
 
 from mlproject.runner import __version__, backends, records, uptodate
 from mlproject.runner.backends.base import Outcome, RunContext, Stopper
+from mlproject.runner.data.pins import Pin
 from mlproject.runner.envs.base import EnvError
 from mlproject.runner.envs.recipes import EnvFact
 from mlproject.runner.metrics import read as read_metrics
@@ -30,6 +31,23 @@ class PreflightError(Exception):
 class Options:
     backend: str = "local"
     force: bool = False
+    pull: bool = False  # materialize pinned data that does not match before running
+
+
+def _check_data(plan: Plan, pins: Mapping[str, Pin], pull: bool) -> list[str]:
+    """Every pinned input the steps read must match its pin (pulled first with --pull)."""
+    from mlproject.runner.data import DataError, require
+    from mlproject.runner.data import pull as pull_pin
+
+    used = [pins[name] for name in dict.fromkeys(n for s in plan.steps for n in s.data) if name in pins]
+    try:
+        if pull:
+            for pin in used:
+                pull_pin(plan.project, pin, log=say)
+        require(plan.project, used)
+    except DataError as exc:
+        return [str(exc)]
+    return []
 
 
 def say(message: str) -> None:
@@ -58,9 +76,10 @@ def preflight(plan: Plan, backend_name: str) -> list[str]:
     return problems
 
 
-def execute(plan: Plan, options: Options, envs: Mapping[str, EnvFact] | None = None) -> int:
+def execute(plan: Plan, options: Options, envs: Mapping[str, EnvFact] | None = None,
+            pins: Mapping[str, Pin] | None = None) -> int:
     """Run the plan's steps in order; the exit code of the first that does not succeed, else 0."""
-    problems = preflight(plan, options.backend)
+    problems = preflight(plan, options.backend) or _check_data(plan, pins or {}, options.pull)
     if problems:
         raise PreflightError("\n".join(problems))
     backend = backends.get(options.backend)

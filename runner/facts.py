@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from mlproject.runner import gitstate
+from mlproject.runner.data.pins import Pin
 from mlproject.runner.envs.recipes import EnvFact
 from mlproject.spec.model import Spec
 
@@ -19,6 +20,7 @@ class Facts:
     python_version: str
     platform: str
     envs: Mapping[str, EnvFact] = field(default_factory=dict)  # the environments steps use
+    data: Mapping[str, Pin] = field(default_factory=dict)  # the data inputs steps use, pinned
 
 
 def closure(spec: Spec, target: str) -> list[str]:
@@ -41,6 +43,13 @@ def gather(root: str, spec: Spec | None = None, target: str = "main", *,
            env_manager: str | None = None, allow_resolve: bool = False,
            log: Callable[[str], None] = lambda _: None) -> Facts:
     envs: dict[str, EnvFact] = {}
+    data: dict[str, Pin] = {}
+    if spec is not None:
+        used = {d: spec.data[d] for n in closure(spec, target) for d in spec.entry_points[n].data}
+        if used:
+            from mlproject.runner.data import resolve_all
+
+            data = resolve_all(root, used, log)
     if spec is not None and env_manager != "local":
         from mlproject.runner.envs.recipes import gather as gather_env
 
@@ -56,4 +65,5 @@ def gather(root: str, spec: Spec | None = None, target: str = "main", *,
         python_version=".".join(map(str, sys.version_info[:3])),
         platform=f"{sys.platform}-{os.uname().machine}",
         envs=envs,
+        data=data,
     )

@@ -6,12 +6,13 @@ import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from mlproject.runner.facts import Facts, closure
 from mlproject.runner.hashing import canonical_digest
 from mlproject.runner.plan import EnvChoice, Plan, Step
 from mlproject.spec import params, template
-from mlproject.spec.model import EntryPoint, Spec
+from mlproject.spec.model import DataInput, EntryPoint, Spec
 
 FINGERPRINT_VERSION = 1
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
@@ -98,6 +99,10 @@ def _values(entry: EntryPoint, given: dict[str, str], facts: Facts, root: str,
     return values, extras, paths
 
 
+def _declared(data: DataInput) -> dict[str, Any]:
+    return {"name": data.name, "path": data.path, "rev": data.rev, "repo": data.repo, "md5": data.md5}
+
+
 def _written(spec: Spec) -> list[str]:
     """Paths the project's steps write: results, not code, whichever step declares them."""
     paths = [out for e in spec.entry_points.values() for out in e.outputs]
@@ -120,19 +125,21 @@ def _environment(spec: Spec, entry: EntryPoint, overrides: Overrides, facts: Fac
 def _step(spec: Spec, entry: EntryPoint, given: dict[str, str], overrides: Overrides,
           facts: Facts, done: dict[str, Step], target: str) -> Step:
     values, extras, paths = _values(entry, given, facts, spec.root, target)
-    data = {name: spec.data[name] for name in entry.data}
+    # Where each input is in the workspace, and what it is: the pin when facts have it.
+    local = {n: facts.data[n].local if n in facts.data else spec.data[n].path for n in entry.data}
+    pins = {n: facts.data[n].to_json() if n in facts.data else _declared(spec.data[n])
+            for n in entry.data}
     quoted = {name: shlex.quote(text) for name, text in values.items()}
-    quoted.update({f"data.{name}": shlex.quote(d.path) for name, d in data.items()})
+    quoted.update({f"data.{name}": shlex.quote(path) for name, path in local.items()})
     command = " ".join([template.render(list(entry.template), quoted)]
                        + [f"--{k} {shlex.quote(v)}" for k, v in extras.items()])
     resources = entry.resources.over(spec.resources)
     env = {"MLPROJECT_ENTRY_POINT": entry.name}
-    env.update({f"MLPROJECT_DATA_{name.upper().replace('-', '_')}": d.path for name, d in data.items()})
+    env.update({f"MLPROJECT_DATA_{name.upper().replace('-', '_')}": path
+                for name, path in local.items()})
     if resources.cpu is not None:
         env.update({var: str(max(1, int(resources.cpu))) for var in THREAD_VARIABLES})
     environment = _environment(spec, entry, overrides, facts)
-    pins = {name: {"path": d.path, "rev": d.rev, "repo": d.repo, "md5": d.md5}
-            for name, d in data.items()}
     code = facts.code.to_json(exclude=_written(spec))
     declared = None if environment.key else spec.environments[environment.name].to_json()
     fingerprint = canonical_digest({

@@ -36,6 +36,7 @@ def make_plan(args: argparse.Namespace, *, allow_resolve: bool = False) -> tuple
     """The plan for the verb's arguments and the facts behind it, or the exit code after
     reporting why there is none. `allow_resolve`: unlocked environments may be resolved now."""
     from mlproject.runner import facts, proc
+    from mlproject.runner.data import DataError
     from mlproject.runner.envs.base import EnvError
     from mlproject.runner.resolve import Overrides, ResolveError, resolve
 
@@ -49,7 +50,7 @@ def make_plan(args: argparse.Namespace, *, allow_resolve: bool = False) -> tuple
         return resolve(spec, overrides, gathered), gathered
     except ResolveError as exc:
         return error(str(exc))
-    except EnvError as exc:
+    except (EnvError, DataError) as exc:
         return error(str(exc))
     except proc.ProcError as exc:
         return error(f"cannot read the project's Git state: {exc}")

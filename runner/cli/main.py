@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     _project_args(run)
     run.add_argument("--backend", default="local", choices=["local"], help="where steps run")
     run.add_argument("--force", action="store_true", help="run steps even when up to date")
+    run.add_argument("--pull", action="store_true",
+                     help="bring pinned data that does not match into the workspace first")
     run.add_argument("--dry-run", action="store_true", help="print the plan and run nothing")
     run.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON")
 
@@ -88,6 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "for a while) and unfinished builds")
     env_prune.add_argument("--older-than", metavar="DURATION", default=None,
                            help="only those unused for this long, e.g. 30d, 12h")
+
+    data = verbs.add_parser("data", help="the project's pinned data inputs")
+    data_verbs = data.add_subparsers(dest="data_verb", metavar="status|pull", required=True)
+    data_status = data_verbs.add_parser("status", help="every input, its pin, and whether the "
+                                                       "workspace matches")
+    _project_args(data_status, entry=False)
+    data_status.add_argument("--json", action="store_true", help="machine-readable output")
+    data_pull = data_verbs.add_parser("pull", help="bring the pinned versions into the workspace")
+    _project_args(data_pull, entry=False)
+    data_pull.add_argument("names", nargs="*", metavar="NAME", help="only these inputs")
+    data_pull.add_argument("--force", action="store_true",
+                           help="also replace a workspace copy whose changes are in no DVC cache")
 
     init = verbs.add_parser("init", help="create a new project from the template")
     init.add_argument("directory", metavar="DIR", help="where to create it (must not hold "

@@ -18,6 +18,7 @@ def main(args: argparse.Namespace) -> int:
     from mlproject.runner.execute import Options, PreflightError, execute
 
     try:
-        return execute(plan, Options(backend=args.backend, force=args.force), facts.envs)
+        options = Options(backend=args.backend, force=args.force, pull=args.pull)
+        return execute(plan, options, facts.envs, facts.data)
     except PreflightError as exc:
         return error(f"cannot start:\n{exc}")

@@ -1,0 +1,227 @@
+"""Is the workspace copy the pinned version? DVC's hashes, computed natively, cached by stat.
+
+A warm check of unchanged data costs one stat per file: each file's md5 is remembered under
+`.mlproject/cache/data/` keyed by (inode, size, mtime_ns), the way DVC's state database does.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from mlproject.runner import records
+from mlproject.runner.data.pins import DataError, Pin, workspace_path
+from mlproject.runner.hashing import ContentHash, file_md5
+from mlproject.spec.cache import write_atomic
+
+CHUNK = 1 << 20  # DVC 2 read (and converted CRLF in) chunks of exactly this size
+_SNIFF = 512  # DVC 2 judged a whole file text or binary by its first 512 bytes
+_TEXT_BYTES = bytes(range(32, 127)) + b"\n\r\t\f\b"
+# A file modified within the timestamp granularity after it was hashed could keep its mtime;
+# like Git's "racily clean" rule, hashes of files younger than this are not remembered.
+_RACY_NS = 2_000_000_000
+_THREADS = min(8, os.cpu_count() or 1)  # hashlib releases the GIL: cold checks use every core
+
+
+def looks_text(block: bytes) -> bool:
+    """DVC 2's guess (dvc/istextfile.py): no NUL, and at most 30% bytes outside printable ASCII."""
+    if not block:
+        return True
+    if b"\0" in block:
+        return False
+    return len(block.translate(None, _TEXT_BYTES)) / len(block) <= 0.30
+
+
+class StreamHash:
+    """md5, or DVC 2's md5-dos2unix: for a file whose first 512 bytes look like text, CRLF is
+    replaced by LF within each 1 MiB chunk (a CRLF split across two chunks stays as it is)."""
+
+    def __init__(self, kind: str) -> None:
+        self._md5 = hashlib.md5()
+        self._dos2unix = kind == "md5-dos2unix"
+        self._text: bool | None = None
+        self._pending = bytearray()
+
+    def update(self, data: bytes) -> None:
+        if not self._dos2unix:
+            self._md5.update(data)
+            return
+        self._pending += data
+        while len(self._pending) >= CHUNK:
+            self._chunk(bytes(self._pending[:CHUNK]))
+            del self._pending[:CHUNK]
+
+    def _chunk(self, chunk: bytes) -> None:
+        if self._text is None:
+            self._text = looks_text(chunk[:_SNIFF])
+        self._md5.update(chunk.replace(b"\r\n", b"\n") if self._text else chunk)
+
+    def hexdigest(self) -> str:
+        if self._pending:
+            self._chunk(bytes(self._pending))
+            self._pending.clear()
+        return self._md5.hexdigest()
+
+
+def file_hash(path: str, kind: str) -> str:
+    if kind == "md5":
+        return file_md5(path)
+    digest = StreamHash(kind)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def dir_md5(listing: Iterable[tuple[str, str]]) -> str:
+    """DVC's directory hash of (relpath, md5) pairs: md5 of its JSON listing sorted by relpath."""
+    body = json.dumps([{"md5": md5, "relpath": rel} for rel, md5 in sorted(listing)], sort_keys=True)
+    return hashlib.md5(body.encode()).hexdigest() + ".dir"
+
+
+class StatCache:
+    """Remembered hashes of one pinned path's files; unreadable or foreign content is ignored and
+    rewritten, so a broken cache costs one cold check."""
+
+    def __init__(self, root: str, local: str) -> None:
+        self.file = records.state_dir(root) / "cache" / "data" / (
+            hashlib.sha256(local.encode()).hexdigest()[:20] + ".json")
+        self.root, self.local = root, local
+        self.entries: dict[str, list[Any]] = {}
+        self.changed = False
+        try:
+            found = json.loads(self.file.read_text(encoding="utf-8"))
+            if found.get("path") == local and isinstance(found.get("files"), dict):
+                self.entries = found["files"]
+        except (OSError, ValueError, AttributeError):
+            self.changed = True
+
+    def lookup(self, rel: str, st: os.stat_result, kind: str) -> str | None:
+        entry = self.entries.get(rel)
+        if isinstance(entry, list) and entry[:4] == [st.st_ino, st.st_size, st.st_mtime_ns, kind]:
+            return str(entry[4])
+        return None
+
+    def remember(self, rel: str, st: os.stat_result, kind: str, md5: str, started_ns: int) -> None:
+        if started_ns - st.st_mtime_ns >= _RACY_NS:
+            self.entries[rel] = [st.st_ino, st.st_size, st.st_mtime_ns, kind, md5]
+            self.changed = True
+        elif self.entries.pop(rel, None) is not None:
+            self.changed = True
+
+    def keep_only(self, rels: Iterable[str]) -> None:
+        kept = {rel: self.entries[rel] for rel in rels if rel in self.entries}
+        self.changed |= len(kept) != len(self.entries)
+        self.entries = kept
+
+    def save(self) -> None:
+        if not self.changed:
+            return
+        try:
+            records.ensure_state_dir(self.root)
+            write_atomic(Path(self.file), json.dumps({"path": self.local, "files": self.entries}))
+        except OSError:
+            pass  # a read-only project only costs speed
+
+
+def _walk(top: str) -> list[tuple[str, str, os.stat_result]]:
+    """(relpath with '/', full path, stat) of every file below `top`; symlinked directories are
+    not entered (as os.walk, and the hashes of outputs)."""
+    found: list[tuple[str, str, os.stat_result]] = []
+    stack = [("", top)]
+    while stack:
+        rel, path = stack.pop()
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((f"{rel}{entry.name}/", entry.path))
+                else:
+                    found.append((f"{rel}{entry.name}", entry.path, entry.stat()))
+    return found
+
+
+def hash_path(path: str, kind: str, cache: StatCache | None = None) -> ContentHash:
+    """DVC's hash of a file or directory under `kind` (md5 or md5-dos2unix); OSError if absent."""
+    started = time.time_ns()
+    isdir = os.path.isdir(path)
+    files = _walk(path) if isdir else [("", path, os.stat(path))]
+    known = {rel: cache.lookup(rel, st, kind) if cache else None for rel, _, st in files}
+    todo = [(rel, full) for rel, full, _ in files if known[rel] is None]
+    if len(todo) > 1 and _THREADS > 1:
+        with ThreadPoolExecutor(_THREADS) as pool:
+            hashed = dict(zip([rel for rel, _ in todo],
+                              pool.map(lambda t: file_hash(t[1], kind), todo), strict=True))
+    else:
+        hashed = {rel: file_hash(full, kind) for rel, full in todo}
+    if cache is not None:
+        for rel, _, st in files:
+            if rel in hashed:
+                cache.remember(rel, st, kind, hashed[rel], started)
+        cache.keep_only(known)
+    md5s = {rel: known[rel] or hashed[rel] for rel in known}
+    size = sum(st.st_size for _, _, st in files)
+    if isdir:
+        return ContentHash(dir_md5(md5s.items()), size, len(files))
+    return ContentHash(md5s[""], size, 1)
+
+
+State = Literal["matches", "differs", "missing"]
+
+
+@dataclass(frozen=True)
+class Status:
+    name: str
+    path: str  # the workspace copy, relative to the project root
+    state: State
+    expected: str
+    found: str | None  # the workspace copy's hash; None when it is missing
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "matches"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check(root: str, pin: Pin) -> Status:
+    path = workspace_path(root, pin)
+    if not os.path.lexists(path):
+        return Status(pin.name, pin.local, "missing", pin.md5, None)
+    cache = StatCache(root, pin.local)
+    try:
+        found = hash_path(path, pin.kind, cache)
+    except OSError as exc:
+        raise DataError(f"data.{pin.name}: cannot read {pin.local}: {exc}") from None
+    cache.save()
+    return Status(pin.name, pin.local, "matches" if found.md5 == pin.md5 else "differs", pin.md5,
+                  found.md5)
+
+
+def describe(pin: Pin, status: Status) -> str:
+    """Why a pinned input cannot be used, and the command that fixes it."""
+    version = f"{pin.rev or 'HEAD'}, commit {pin.sha[:12]}"
+    if pin.repo is not None:
+        version += f" of {pin.repo}"
+    if status.state == "missing":
+        head = f"data.{pin.name}: {status.path} is missing"
+    else:
+        head = f"data.{pin.name}: {status.path} does not match its pin"
+    return (f"{head}\n  expected: {pin.md5} ({version})\n"
+            f"  found:    {status.found or 'nothing'}\n"
+            f"  fix:      mlproject data pull {pin.name}   (or: mlproject run --pull)")
+
+
+def require(root: str, pins: Sequence[Pin]) -> list[Status]:
+    """Check every pin; raise DataError describing each one that does not match."""
+    statuses = [check(root, pin) for pin in pins]
+    bad = [describe(pin, status) for pin, status in zip(pins, statuses, strict=True) if not status.ok]
+    if bad:
+        raise DataError("\n".join(bad))
+    return statuses
