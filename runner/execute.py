@@ -8,15 +8,17 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlproject.runner import __version__, backends, records, uptodate
 from mlproject.runner.backends.base import Outcome, RunContext, Stopper
-from mlproject.runner.data.pins import Pin
 from mlproject.runner.envs.base import EnvError
 from mlproject.runner.envs.recipes import EnvFact
 from mlproject.runner.metrics import read as read_metrics
 from mlproject.runner.plan import Plan, Step
+
+if TYPE_CHECKING:
+    from mlproject.runner.data.pins import Pin
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -36,8 +38,9 @@ class Options:
 
 def _check_data(plan: Plan, pins: Mapping[str, Pin], pull: bool) -> list[str]:
     """Every pinned input the steps read must match its pin (pulled first with --pull)."""
-    from mlproject.runner.data import DataError, require
-    from mlproject.runner.data import pull as pull_pin
+    from mlproject.runner.data.pins import DataError
+    from mlproject.runner.data.pull import pull as pull_pin
+    from mlproject.runner.data.verify import require
 
     used = [pins[name] for name in dict.fromkeys(n for s in plan.steps for n in s.data) if name in pins]
     try:

@@ -5,11 +5,14 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mlproject.runner import gitstate
-from mlproject.runner.data.pins import Pin
 from mlproject.runner.envs.recipes import EnvFact
 from mlproject.spec.model import Spec
+
+if TYPE_CHECKING:
+    from mlproject.runner.data.pins import Pin
 
 
 @dataclass(frozen=True)

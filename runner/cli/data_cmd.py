@@ -11,6 +11,7 @@ from mlproject.spec import SpecError
 
 def main(args: argparse.Namespace) -> int:
     from mlproject.runner import data
+    from mlproject.runner.data.pull import pull
 
     spec = load_spec(args)
     if isinstance(spec, SpecError):
@@ -30,7 +31,7 @@ def main(args: argparse.Namespace) -> int:
     for name in args.names or list(spec.data):
         try:
             pin = data.resolve(spec.root, spec.data[name], say)
-            status = data.pull(spec.root, pin, force=args.force, log=say)
+            status = pull(spec.root, pin, force=args.force, log=say)
         except data.DataError as exc:
             error(str(exc))
             failed += 1

@@ -3,16 +3,28 @@
 `pins` reads the pin straight from Git, `verify` checks the workspace copy against it (DVC's own
 hashes, computed natively, cached by stat), `pull` brings the pinned version into place, and
 `status` lists every declared input. `dvc` itself is imported only for remotes that are not a
-local directory.
+local directory. The names below are loaded on first use, so that importing the package to
+name a type costs nothing at start-up.
 """
 from __future__ import annotations
 
-from mlproject.runner.data.pins import DataError, Pin, resolve, resolve_all, workspace_path
-from mlproject.runner.data.pull import pull
-from mlproject.runner.data.status import Row, data_status, render, rows_json
-from mlproject.runner.data.verify import Status, check, require
+import importlib
+from typing import Any
 
-__all__ = [
-    "DataError", "Pin", "Row", "Status", "check", "data_status", "pull", "render", "require",
-    "resolve", "resolve_all", "rows_json", "workspace_path",
-]
+_WHERE = {
+    "DataError": "pins", "Pin": "pins", "resolve": "pins", "resolve_all": "pins",
+    "workspace_path": "pins", "pull": "pull", "Row": "status", "data_status": "status",
+    "render": "status", "rows_json": "status", "Status": "verify", "check": "verify",
+    "require": "verify",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    # Importing a submodule binds its name here: `pull` the function must win over the module.
+    globals()[name] = value
+    return value
