@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mlproject.runner import proc
-from mlproject.runner.envs import interpreters, requirements
+from mlproject.runner.envs import bytecode, interpreters, requirements
 from mlproject.runner.envs.base import EnvError, Log, env_key
 from mlproject.runner.envs.requirements import Requirements
 from mlproject.spec.cache import cache_root, write_atomic
@@ -68,11 +68,20 @@ class PythonRecipe:
         lock_file = prefix / ".mlproject-lock.txt"
         lock_file.write_text(self.lock.as_lock())
         log(f"installing {len(self.lock.pins)} packages from {self.source}")
-        args = ["pip", "sync", "--quiet", "--compile-bytecode", "--python", str(prefix / "bin" / "python"),
-                str(lock_file)]
+        python = str(prefix / "bin" / "python")
+        sync = ["pip", "sync", "--quiet", "--python", python, str(lock_file)]
         if self.lock.hashed:
-            args.insert(2, "--require-hashes")
-        _uv(args, env)
+            sync.insert(2, "--require-hashes")
+        _uv(sync, env)
+        # Bytecode: compiled once into uv's cache and linked from there (see bytecode.py);
+        # whatever did not come from the cache (or a layout uv changed) is compiled in place.
+        site = _run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"])
+        site_packages = site.stdout.decode().strip()
+        wheels = bytecode.wheel_dirs(Path(env["UV_CACHE_DIR"]), self.lock.pins)
+        done = _run([python, "-c", bytecode.compile_script(), site_packages, *wheels])
+        cached, linked, in_place = done.stdout.decode().split()
+        log(f"bytecode: {cached} files compiled into uv's cache, {linked} linked from it, "
+            f"{in_place} compiled in place")
 
     def unhealthy(self, prefix: Path) -> str | None:
         python = prefix / "bin" / "python"
@@ -90,8 +99,12 @@ class PythonRecipe:
 
 
 def _uv(args: list[str], env: dict[str, str]) -> proc.Result:
+    return _run([uv(), *args], env)
+
+
+def _run(args: list[str], env: dict[str, str] | None = None) -> proc.Result:
     try:
-        return proc.run([uv(), *args], env=env, timeout=1800)
+        return proc.run(args, env=env, timeout=1800)
     except proc.ProcError as exc:
         raise EnvError(str(exc)) from None
 
