@@ -281,3 +281,26 @@ def test_concurrent_runs_build_once_and_share(project: Callable[..., Path]) -> N
     assert sorted(built) == [False, False, False, True]
     assert len(Store().entries()) == 1
     assert sum("mlproject: building the python environment" in e for e in errors) == 1
+
+
+def test_bytecode_is_compiled_once_into_uvs_cache_and_linked(tmp_path: Path) -> None:
+    (tmp_path / "requirements.txt").write_text("six==1.16.0\nidna==3.7\n")
+    env = Environment("e", "python", python=PY, file="requirements.txt")
+    recipe = pyenv.recipe(str(tmp_path), env, allow_resolve=False, log=lambda _: None)
+    assert recipe is not None
+    first: list[str] = []
+    one, _ = Store(tmp_path / "store-one").ensure(recipe, first.append)
+    second: list[str] = []
+    two, _ = Store(tmp_path / "store-two").ensure(recipe, second.append)
+    assert one != two
+    compiled_first = next(m for m in first if m.startswith("bytecode:"))
+    compiled_second = next(m for m in second if m.startswith("bytecode:"))
+    assert not compiled_first.startswith("bytecode: 0 files")
+    assert compiled_second.startswith("bytecode: 0 files compiled into uv's cache")
+    # the second environment's modules load from .pyc files that match their sources
+    verbose = subprocess.run([str(two / "bin" / "python"), "-v", "-c", "import idna.core, six"],
+                             capture_output=True, text=True, check=True).stderr
+    assert f"{two}/lib/python{PY}/site-packages/idna/__pycache__/core.cpython-" in verbose
+    assert "core.cpython" in verbose and "matches" in verbose
+    site = two / "lib" / f"python{PY}" / "site-packages"
+    assert os.stat(site / "idna" / "__pycache__" / f"core.{sys.implementation.cache_tag}.pyc").st_nlink > 1
