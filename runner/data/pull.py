@@ -20,7 +20,8 @@ from typing import IO, Any
 from mlproject.runner import records
 from mlproject.runner.data import pins
 from mlproject.runner.data.pins import DataError, Log, Pin, workspace_path
-from mlproject.runner.data.verify import CHUNK, Status, StreamHash, check, dir_md5
+from mlproject.runner.data.verify import CHUNK, Status, StreamHash, check
+from mlproject.runner.hashing import dir_md5
 
 _THREADS = min(8, os.cpu_count() or 1)
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from mlproject.runner import records
 from mlproject.runner.data.pins import DataError, Pin, workspace_path
-from mlproject.runner.hashing import ContentHash, file_md5
+from mlproject.runner.hashing import ContentHash, dir_md5, file_md5
 from mlproject.spec.cache import write_atomic
 
 CHUNK = 1 << 20  # DVC 2 read (and converted CRLF in) chunks of exactly this size
@@ -77,12 +77,6 @@ def file_hash(path: str, kind: str) -> str:
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def dir_md5(listing: Iterable[tuple[str, str]]) -> str:
-    """DVC's directory hash of (relpath, md5) pairs: md5 of its JSON listing sorted by relpath."""
-    body = json.dumps([{"md5": md5, "relpath": rel} for rel, md5 in sorted(listing)], sort_keys=True)
-    return hashlib.md5(body.encode()).hexdigest() + ".dir"
 
 
 class StatCache:
