@@ -38,11 +38,13 @@ class Options:
 
 def _check_data(plan: Plan, pins: Mapping[str, Pin], pull: bool) -> list[str]:
     """Every pinned input the steps read must match its pin (pulled first with --pull)."""
+    used = [pins[name] for name in dict.fromkeys(n for s in plan.steps for n in s.data) if name in pins]
+    if not used:
+        return []
     from mlproject.runner.data.pins import DataError
     from mlproject.runner.data.pull import pull as pull_pin
     from mlproject.runner.data.verify import require
 
-    used = [pins[name] for name in dict.fromkeys(n for s in plan.steps for n in s.data) if name in pins]
     try:
         if pull:
             for pin in used:

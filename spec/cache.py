@@ -39,6 +39,49 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def _code_stamp() -> bytes:
+    """What the loader is: its files' sizes and times. A built spec from other code is stale."""
+    here = Path(__file__).parent
+    stamps = []
+    for name in sorted(os.listdir(here)):
+        if name.endswith((".py", ".json")):
+            stat = os.stat(here / name)
+            stamps.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
+    return "\n".join(stamps).encode()
+
+
+def _spec_entry(content: bytes, strict: bool) -> Path:
+    digest = hashlib.sha256(_code_stamp() + b"\0" + bytes([strict]) + content).hexdigest()
+    return cache_root() / "specs" / f"{digest}.pickle"
+
+
+def built_spec(content: bytes, strict: bool) -> Any:
+    """The Spec built before from these exact bytes by this exact loader, or None.
+
+    Loading it skips YAML, the schema and the builder (about half of `mlproject run`'s own
+    start-up). Anything unreadable is ignored: the file is simply loaded again."""
+    import pickle
+
+    try:
+        return pickle.loads(_spec_entry(content, strict).read_bytes())
+    except Exception:  # a broken entry of any kind only costs a full load
+        return None
+
+
+def remember_spec(content: bytes, strict: bool, spec: Any) -> None:
+    import pickle
+
+    entry = _spec_entry(content, strict)
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=entry.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            pickle.dump(spec, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, entry)
+    except OSError:
+        pass  # a read-only cache only costs speed
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -49,15 +49,25 @@ def _decode(content: bytes, display: str) -> str:
 
 def load(path: str | os.PathLike[str] = ".", *, strict: bool = False) -> Spec:
     """Load and validate an MLproject file (or the one in a directory). Raises SpecError only."""
-    from mlproject.spec import validate, yamlpos
-    from mlproject.spec.build import Builder
-
     file = find_spec_file(path).resolve()
     display = _display(file)
     try:
         content = file.read_bytes()
     except OSError as exc:
         raise SpecError([Problem(display, 0, 0, (), f"cannot read: {exc.strerror}")]) from None
+    built = cache.built_spec(content, strict)
+    if isinstance(built, Spec):  # the same bytes, loaded before: only the place differs
+        warnings = tuple(dataclasses.replace(w, file=display) for w in built.warnings)
+        return dataclasses.replace(built, file=str(file), root=str(file.parent), warnings=warnings)
+    spec = _build(file, display, content, strict)
+    cache.remember_spec(content, strict, spec)
+    return spec
+
+
+def _build(file: Path, display: str, content: bytes, strict: bool) -> Spec:
+    from mlproject.spec import validate, yamlpos
+    from mlproject.spec.build import Builder
+
     try:
         doc = yamlpos.parse(_decode(content, display))
     except yamlpos.YamlProblem as exc:

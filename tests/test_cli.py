@@ -22,14 +22,27 @@ def test_help_does_not_load_heavy_libraries() -> None:
     assert "mlproject.spec.load" not in modules
 
 
-def test_a_file_validated_before_skips_jsonschema(project: Callable[..., Path]) -> None:
+def test_a_file_loaded_before_skips_yaml_and_jsonschema(project: Callable[..., Path],
+                                                         tmp_path: Path) -> None:
     root = project({"MLproject": "entry_points: {main: {command: 'true'}}\n"})
     first = _imported("validate", str(root))
-    assert "jsonschema" in first
+    assert "jsonschema" in first and "yaml" in first
     second = _imported("validate", str(root))
-    assert "jsonschema" not in second and "yaml" in second
+    assert "jsonschema" not in second and "yaml" not in second
+    # the same bytes elsewhere: the built spec is reused, with its new place
+    other = project({"MLproject": (root / "MLproject").read_text()}, name="other")
+    assert "yaml" not in _imported("validate", str(other))
+    moved = subprocess.run([sys.executable, "-m", "mlproject.runner", "plan", str(other), "--json"],
+                           capture_output=True, text=True, check=True)
+    assert f'"project": "{other}"' in moved.stdout
+    # a changed file is loaded (and validated) again
     (root / "MLproject").write_text("entry_points: {main: {command: 'false'}}\n")
     assert "jsonschema" in _imported("validate", str(root))
+    # a broken cache entry only costs a full load
+    for entry in (Path(os.environ["MLPROJECT_CACHE_DIR"]) / "specs").glob("*.pickle"):
+        entry.write_bytes(b"not a pickle")
+    assert "yaml" in _imported("validate", str(other))
+    assert "yaml" not in _imported("validate", str(other))
 
 
 def test_no_verb_is_a_usage_error(cli: Callable[..., Any]) -> None:

@@ -15,14 +15,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import yaml
 from mlproject.runner import proc
 from mlproject.spec.cache import cache_root
 from mlproject.spec.model import DataInput
 
 Log = Callable[[str], None]
 FOREIGN_DIR = ".mlproject/data"  # where inputs from other repositories land, ignored by Git
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when there is one: ~10x faster
 _SCP_URL = re.compile(r"^[\w.-]+@[\w.-]+:")
 
 
@@ -180,8 +178,11 @@ def _norm(path: str, label: str) -> str:
 
 
 def _load(text: bytes, where: str) -> Any:
+    import yaml  # only where data is declared: `run` of a project without data never loads it
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when there is one: ~10x faster
     try:
-        return yaml.load(text, Loader=_LOADER)
+        return yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
         raise DataError(f"{where} is not valid YAML: {exc}") from None
 
