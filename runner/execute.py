@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlproject.runner import __version__, backends, records, uptodate
 from mlproject.runner.backends.base import Outcome, RunContext, Stopper
+from mlproject.runner.console import say
 from mlproject.runner.envs.base import EnvError
 from mlproject.runner.envs.recipes import EnvFact
 from mlproject.runner.metrics import read as read_metrics
@@ -53,11 +53,6 @@ def _check_data(plan: Plan, pins: Mapping[str, Pin], pull: bool) -> list[str]:
     except DataError as exc:
         return [str(exc)]
     return []
-
-
-def say(message: str) -> None:
-    sys.stderr.write(f"mlproject: {message}\n")
-    sys.stderr.flush()
 
 
 def preflight(plan: Plan, backend_name: str) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mlproject.runner.console import say
 from mlproject.runner.facts import Facts
 from mlproject.runner.plan import Plan
 from mlproject.spec import Spec, SpecError, load
@@ -26,10 +27,6 @@ def load_spec(args: argparse.Namespace) -> Spec | SpecError:
     for warning in spec.warnings:
         sys.stderr.write(f"{warning}\n")
     return spec
-
-
-def say(message: str) -> None:
-    sys.stderr.write(f"mlproject: {message}\n")
 
 
 def make_plan(args: argparse.Namespace, *, allow_resolve: bool = False) -> tuple[Plan, Facts] | int:

@@ -5,7 +5,8 @@ import argparse
 import json
 import sys
 
-from mlproject.runner.cli.common import EXIT_USAGE, error, load_spec, say
+from mlproject.runner.cli.common import EXIT_USAGE, error, load_spec
+from mlproject.runner.console import say
 from mlproject.spec import SpecError
 
 

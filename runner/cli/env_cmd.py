@@ -6,7 +6,8 @@ import json
 import sys
 import time
 
-from mlproject.runner.cli.common import EXIT_USAGE, error, load_spec, say
+from mlproject.runner.cli.common import EXIT_USAGE, error, load_spec
+from mlproject.runner.console import say
 from mlproject.runner.envs.store import Store
 from mlproject.spec import SpecError
 from mlproject.spec.units import seconds

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from mlproject.runner.cli.common import EXIT_USAGE, error, load_spec, say
+from mlproject.runner.cli.common import EXIT_USAGE, error, load_spec
+from mlproject.runner.console import say
 from mlproject.runner.envs.base import EnvError
 from mlproject.runner.facts import closure
 from mlproject.spec import SpecError

@@ -9,6 +9,8 @@ from mlproject.runner.hashing import canonical_digest
 
 # Bumped when the layout of built environments changes: every key changes with it.
 CACHE_FORMAT = 1
+# The line `mlproject lock` writes into a lock: the digest of the input it was locked from.
+INPUT_MARK = "# mlproject-input: sha256 "
 
 Log = Callable[[str], None]
 

@@ -25,11 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlproject.runner.envs.base import EnvError
+from mlproject.runner.envs.base import INPUT_MARK, EnvError
 from mlproject.runner.hashing import canonical_digest
 from mlproject.spec.cache import write_atomic
 
-INPUT_MARK = "# mlproject-input: sha256 "
 _CHUNK = 1 << 20
 _ARCHIVE = re.compile(r"(\.tar\.bz2|\.conda)$")
 # a package name followed by a version or the end; urls, paths and options have no name to check

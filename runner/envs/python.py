@@ -17,13 +17,12 @@ from typing import Any
 
 from mlproject.runner import proc
 from mlproject.runner.envs import bytecode, interpreters, requirements
-from mlproject.runner.envs.base import EnvError, Log, env_key
+from mlproject.runner.envs.base import INPUT_MARK, EnvError, Log, env_key
 from mlproject.runner.envs.requirements import Requirements
 from mlproject.spec.cache import cache_root, write_atomic
 from mlproject.spec.model import Environment
 
 LOCK_HEADER = "# Written by `mlproject lock`"
-INPUT_MARK = "# mlproject-input: sha256 "
 
 
 def uv_env() -> dict[str, str]:
