@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -35,29 +34,7 @@ class ContentHash:
         return {"md5": self.md5, "size": self.size, "nfiles": self.nfiles}
 
 
-def dir_listing(root: str) -> list[tuple[str, str, int]]:
-    """(relpath with '/', md5, size) of every file below `root`, sorted by relpath as DVC does."""
-    entries = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in filenames:
-            full = os.path.join(dirpath, name)
-            rel = os.path.relpath(full, root).replace(os.sep, "/")
-            entries.append((rel, file_md5(full), os.path.getsize(full)))
-    entries.sort()
-    return entries
-
-
 def dir_md5(listing: Iterable[tuple[str, str]]) -> str:
     """DVC's directory hash of (relpath, md5) pairs: md5 of its JSON listing sorted by relpath."""
     body = json.dumps([{"md5": md5, "relpath": rel} for rel, md5 in sorted(listing)], sort_keys=True)
     return hashlib.md5(body.encode()).hexdigest() + ".dir"
-
-
-def content_hash(path: str) -> ContentHash:
-    """DVC's hash of a file or a directory; raises OSError when `path` does not exist."""
-    if os.path.isdir(path):
-        listing = dir_listing(path)
-        md5 = dir_md5((rel, md5) for rel, md5, _ in listing)
-        return ContentHash(md5, sum(size for _, _, size in listing), len(listing))
-    return ContentHash(file_md5(path), os.path.getsize(path), 1)

@@ -10,18 +10,24 @@ import os
 from typing import Any
 
 from mlproject.runner import records
-from mlproject.runner.hashing import content_hash
 from mlproject.spec.cache import write_atomic
 
 
 def hash_outputs(root: str, outputs: tuple[str, ...]) -> dict[str, dict[str, Any] | None]:
-    """Each declared output's DVC-style hash, or None where it does not exist."""
+    """Each declared output's DVC-style hash, or None where it does not exist. The same hashing
+    and stat cache as data verification: outputs unchanged since the last look cost stats."""
+    if not outputs:
+        return {}
+    from mlproject.runner.data.verify import StatCache, hash_path
+
     found: dict[str, dict[str, Any] | None] = {}
     for output in outputs:
+        cache = StatCache(root, output)
         try:
-            found[output] = content_hash(os.path.join(root, output)).to_json()
+            found[output] = hash_path(os.path.join(root, output), "md5", cache).to_json()
         except OSError:
             found[output] = None
+        cache.save()
     return found
 
 
