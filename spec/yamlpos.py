@@ -14,8 +14,20 @@ from mlproject.spec.errors import DocPath
 
 MAX_DEPTH = 64
 MAX_NODES = 200_000
+_TOO_DEEP = f"the document nests deeper than {MAX_DEPTH} levels"
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _GuardedLoader(yaml.SafeLoader):
+    """The pure-Python loader with our depth limit in its scanner. The scanner reads ahead of
+    the events (a `[` may start a simple key), so some PyYAML versions refuse deep flow nesting
+    with their own limit before our event walk sees depth 64: this loader makes ours win."""
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:  # noqa: N803 (PyYAML's name)
+        if self.flow_level >= MAX_DEPTH:
+            raise YamlProblem(*_pos(self.get_mark()), _TOO_DEEP)
+        super().fetch_flow_collection_start(TokenClass)  # type: ignore[misc]
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _MERGE = "tag:yaml.org,2002:merge"
 _PLAIN_COLLECTION_TAGS = {None, "!", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
@@ -69,8 +81,8 @@ def _pos(mark: Any) -> tuple[int, int]:
 
 
 class _Builder:
-    def __init__(self, text: str) -> None:
-        self.loader = _Loader(text)
+    def __init__(self, text: str, loader: Any = _Loader) -> None:
+        self.loader = loader(text)
         self.doc = Document(None)
         self.stack: list[_Frame] = []
         self.anchors: dict[str, tuple[Any, int]] = {}
@@ -111,7 +123,7 @@ class _Builder:
         if ev.tag not in _PLAIN_COLLECTION_TAGS:
             raise YamlProblem(*mark, f"YAML tag {ev.tag} is not supported here")
         if len(self.stack) >= MAX_DEPTH:
-            raise YamlProblem(*mark, f"the document nests deeper than {MAX_DEPTH} levels")
+            raise YamlProblem(*mark, _TOO_DEEP)
         path = self._child_path(mark)
         self.doc.positions[path] = mark
         container: dict[Any, Any] | list[Any]
@@ -202,7 +214,14 @@ def _reader_position(text: str, index: int) -> tuple[int, int]:
 def parse(text: str) -> Document:
     """Parse one YAML document; every failure is a YamlProblem with a position."""
     try:
-        return _Builder(text).run()
+        try:
+            return _Builder(text).run()
+        except yaml.MarkedYAMLError as exc:
+            if "nesting depth" not in str(exc.problem):
+                raise
+            # PyYAML's own nesting limit (6.0.4 and later) fired in its read-ahead: scan again
+            # with ours in the scanner, so the message and position do not depend on the version.
+            return _Builder(text, _GuardedLoader).run()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = _pos(mark) if mark else (1, 1)

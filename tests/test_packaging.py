@@ -150,3 +150,25 @@ def test_readme_test_command_is_what_ci_runs() -> None:
     assert match, ".ci/run defines no TEST_COMMAND"
     assert commands[1] == match.group(1)
     assert os.access(ROOT / ".ci" / "run", os.X_OK), ".ci/run is not executable"
+
+
+def _name(requirement: str) -> str:
+    return re.sub(r"[-_.]+", "-", re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0]).lower()
+
+
+def test_the_test_toolchain_is_pinned_by_the_committed_constraints() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    direct = {_name(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]}
+    pins: dict[str, str] = {}
+    for number, line in enumerate((ROOT / ".ci" / "constraints.txt").read_text().splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        match = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!-]+)", line.strip())
+        assert match, f".ci/constraints.txt:{number}: not NAME==VERSION: {line!r}"
+        assert _name(match.group(1)) not in pins, f".ci/constraints.txt:{number}: pinned twice"
+        pins[_name(match.group(1))] = match.group(2)
+    assert direct <= set(pins), f"not pinned: {sorted(direct - set(pins))}"
+    assert "mlproject" not in pins  # the project itself is installed from the tree
+    assert os.access(ROOT / ".ci" / "update-constraints", os.X_OK)

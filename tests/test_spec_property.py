@@ -371,3 +371,19 @@ def test_bom_and_escaped_nul_are_fine(here: Path) -> None:
     result = outcome(here, b'\xef\xbb\xbfentry_points: {main: {command: "echo \\0 x"}}\n')
     assert isinstance(result, Spec)
     assert result.entry_points["main"].command == "echo \x00 x"
+
+
+@pytest.mark.parametrize("content", ["[" * 100_000, "{a: " * 100_000, "a: [" * 1000],
+                         ids=["brackets", "braces", "in-block"])
+def test_depth_limit_is_ours_in_the_scanner_too(content: str) -> None:
+    # The fallback taken when PyYAML's own read-ahead limit fires first (6.0.4 and later):
+    # exercised directly, so it is tested whatever PyYAML version is installed.
+    from mlproject.spec import yamlpos
+
+    with pytest.raises(yamlpos.YamlProblem) as caught:
+        yamlpos._Builder(content, yamlpos._GuardedLoader).run()
+    assert caught.value.message == "the document nests deeper than 64 levels"
+    with pytest.raises(yamlpos.YamlProblem) as public:
+        yamlpos.parse(content)  # whichever loader answers first, the same place and words
+    assert (caught.value.line, caught.value.col) == (public.value.line, public.value.col)
+    assert public.value.message == caught.value.message
