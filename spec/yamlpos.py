@@ -24,10 +24,10 @@ class _GuardedLoader(yaml.SafeLoader):
     the events (a `[` may start a simple key), so some PyYAML versions refuse deep flow nesting
     with their own limit before our event walk sees depth 64: this loader makes ours win."""
 
-    def fetch_flow_collection_start(self, TokenClass: Any) -> None:  # noqa: N803 (PyYAML's name)
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
         if self.flow_level >= MAX_DEPTH:
             raise YamlProblem(*_pos(self.get_mark()), _TOO_DEEP)
-        super().fetch_flow_collection_start(TokenClass)  # type: ignore[misc]
+        super().fetch_flow_collection_start(TokenClass)
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _MERGE = "tag:yaml.org,2002:merge"
 _PLAIN_COLLECTION_TAGS = {None, "!", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
