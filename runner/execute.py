@@ -2,23 +2,26 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlproject.runner import __version__, backends, records, uptodate
-from mlproject.runner.backends.base import Outcome, RunContext, Stopper
+from mlproject.runner.backends.base import Interrupted, Outcome, RunContext, Stopper
 from mlproject.runner.console import say
 from mlproject.runner.envs.base import EnvError
 from mlproject.runner.envs.recipes import EnvFact
+from mlproject.runner.facts import observe
 from mlproject.runner.metrics import read as read_metrics
-from mlproject.runner.plan import Plan, Step
+from mlproject.runner.plan import Plan, Step, inside
 
 if TYPE_CHECKING:
     from mlproject.runner.data.pins import Pin
+    from mlproject.runner.envs.store import Hold
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -55,10 +58,44 @@ def _check_data(plan: Plan, pins: Mapping[str, Pin], pull: bool) -> list[str]:
     return []
 
 
+def _data_changed(plan: Plan, step: Step, pins: Mapping[str, Pin]) -> str | None:
+    """Why the pinned data `step` reads no longer matches its pin, checked right before it runs
+    (a step before it may have written over it), or None. Never pulled here: what an earlier
+    step wrote is not overwritten behind the user's back."""
+    used = [pins[name] for name in step.data if name in pins]
+    if not used:
+        return None
+    from mlproject.runner.data.pins import DataError
+    from mlproject.runner.data.verify import require
+
+    try:
+        require(plan.project, used)
+    except DataError as exc:
+        return f"pinned data changed during the run, before this step started:\n{exc}"
+    return None
+
+
+def _refuse(plan: Plan, step: Step, invocation: str, backend: str, reason: str) -> int:
+    """A step that must not start: recorded as failed with its reason; the pipeline stops."""
+    try:
+        run_id, run_dir = records.new_run_dir(plan.project)
+        record = _initial_record(plan, step, run_id, invocation, backend, records.now())
+        record.update(status="failed", exit_code=1, reason=reason, duration=0.0,
+                      ended_at=record["started_at"])
+        records.write(run_dir, record)
+    except OSError as exc:
+        say(f"{step.entry_point}: not started: {reason}\n(and not recorded: {exc})")
+        return 1
+    say(f"{step.entry_point}: failed before it started: {reason} (run {run_id})")
+    return 1
+
+
 def preflight(plan: Plan, backend_name: str) -> list[str]:
     """Everything that would stop a step from starting, found before any step starts."""
     backend = backends.get(backend_name)
     problems = []
+    written = [os.path.normpath(os.path.join(plan.project, out)) for s in plan.steps
+               for out in (*s.outputs, *([s.metrics] if s.metrics else []))]
     for step in plan.steps:
         env = step.environment
         if env.problem:
@@ -70,7 +107,8 @@ def preflight(plan: Plan, backend_name: str) -> list[str]:
                 f"(environment {env.name!r}): the {backend_name} backend runs no containers; "
                 "run with --env local to use the current interpreter")
         for name, path in step.paths.items():
-            if not os.path.exists(path):
+            # what a step of the plan writes need not exist before the run
+            if not os.path.exists(path) and not inside(path, written):
                 problems.append(f"parameter {name} (path): {path} does not exist")
         problems.extend(backend.preflight(step))
     return problems
@@ -87,16 +125,28 @@ def execute(plan: Plan, options: Options, envs: Mapping[str, EnvFact] | None = N
     previous = {s: signal.signal(s, stopper.request) for s in _SIGNALS}
     invocation = os.urandom(8).hex()
     try:
-        for step in plan.steps:
+        done: dict[str, Step] = {}
+        verified = True  # the data checked above is as pinned until a step runs
+        for planned in plan.steps:
             if stopper.signal is not None:
                 return EXIT_INTERRUPTED
+            # The fingerprint of what this step receives, read right now: the outputs its
+            # upstream steps actually left, the content its path parameters name.
+            step = observe(plan.project, planned, done, save=True,
+                           hash_outputs=uptodate.hash_outputs)
+            done[step.entry_point] = step
+            current = replace(plan, steps=tuple(done.get(s.entry_point, s) for s in plan.steps))
             if step.outputs and not options.force:
-                done = uptodate.find(plan.project, step.fingerprint, step.outputs)
-                if done:
-                    say(f"{step.entry_point}: up to date (run {done}); --force runs it anyway")
+                found = uptodate.find(plan.project, step.fingerprint, step.outputs)
+                if found:
+                    say(f"{step.entry_point}: up to date (run {found}); --force runs it anyway")
                     continue
-            outcome = _run_step(plan, step, backend, stopper, invocation, (envs or {}).get(
+            problem = None if verified else _data_changed(plan, step, pins or {})
+            if problem:
+                return _refuse(current, step, invocation, backend.name, problem)
+            outcome = _run_step(current, step, backend, stopper, invocation, (envs or {}).get(
                 step.environment.name))
+            verified = False
             if outcome.status != "succeeded":
                 return outcome.exit_code
         return 0
@@ -105,29 +155,57 @@ def execute(plan: Plan, options: Options, envs: Mapping[str, EnvFact] | None = N
             signal.signal(signum, handler)
 
 
-def _realize(fact: EnvFact | None, record: dict[str, Any]) -> dict[str, str]:
-    """Build (or reuse) the step's environment; the variables that run a command inside it."""
-    if fact is None or fact.recipe is None:
-        return {}
-    from mlproject.runner.envs.store import Store
+def _realize(fact: EnvFact | None, record: dict[str, Any]) -> tuple[dict[str, str], Hold]:
+    """Build (or reuse) the step's environment; the variables that run a command inside it, and
+    the hold on it that keeps `env prune` away until the caller releases it (the step ended)."""
+    from mlproject.runner.envs.store import Hold, Store
 
-    prefix, built = Store().ensure(fact.recipe, say)
+    if fact is None or fact.recipe is None:
+        return {}, Hold(None)
+    store = Store()
+    hold = store.hold(fact.recipe.key, say)  # before the check: nothing prunes it after that
+    try:
+        prefix, built = store.ensure(fact.recipe, say)
+        # Right before the step: a step never falls through to the next `python` on PATH.
+        problem = store.problem(fact.recipe)
+        if problem is not None:
+            raise EnvError(f"{prefix} cannot be used: {problem}")
+    except BaseException:
+        hold.release()
+        raise
     record["environment"].update(prefix=str(prefix), built_now=built, recipe=fact.recipe.describe())
-    return fact.recipe.activate(prefix, os.environ)
+    return fact.recipe.activate(prefix, os.environ), hold
 
 
 def _run_step(plan: Plan, step: Step, backend: Any, stopper: Stopper, invocation: str,
               fact: EnvFact | None) -> Outcome:
-    run_id, run_dir = records.new_run_dir(plan.project)
-    started_at, started = records.now(), time.monotonic()
-    record = _initial_record(plan, step, run_id, invocation, backend.name, started_at)
-    records.write(run_dir, record)
+    run_dir = None
+    try:  # a full, read-only or unwritable .mlproject: said before anything starts
+        run_id, run_dir = records.new_run_dir(plan.project)
+        started_at, started = records.now(), time.monotonic()
+        record = _initial_record(plan, step, run_id, invocation, backend.name, started_at)
+        records.write(run_dir, record)
+    except OSError as exc:
+        if run_dir is not None:
+            shutil.rmtree(run_dir, ignore_errors=True)  # not a run: no record to show as crashed
+        raise PreflightError(f"the run cannot be recorded in {records.runs_dir(plan.project)}: "
+                             f"{exc.strerror or exc}") from None
     say(f"{step.entry_point}: running (run {run_id})")
     outcome: Outcome
     try:
-        activation = _realize(fact, record)
+        with stopper.interruptible():  # a signal ends the build at once, and the step never starts
+            activation, hold = _realize(fact, record)
+    except Interrupted:
+        outcome = Outcome("interrupted", EXIT_INTERRUPTED, reason=f"interrupted by {stopper.name} "
+                          f"while environment {step.environment.name!r} was being prepared")
+        _finish(plan, step, record, run_dir, started, outcome)
+        return outcome
     except EnvError as exc:
         outcome = Outcome("failed", 1, reason=f"environment {step.environment.name!r}: {exc}")
+        if stopper.signal is not None:  # the tool died of the signal: its output is not the news
+            outcome = Outcome("interrupted", EXIT_INTERRUPTED, reason=f"interrupted by "
+                              f"{stopper.name} while environment {step.environment.name!r} "
+                              "was being prepared")
         _finish(plan, step, record, run_dir, started, outcome)
         return outcome
     say(f"$ {step.command}")
@@ -138,6 +216,8 @@ def _run_step(plan: Plan, step: Step, backend: Any, stopper: Stopper, invocation
         outcome = backend.run(step, ctx)
     except OSError as exc:  # the command could not be started at all
         outcome = Outcome("failed", 127, reason=f"could not start: {exc}")
+    finally:
+        hold.release()  # the step has ended: its environment may be pruned now
     _finish(plan, step, record, run_dir, started, outcome)
     return outcome
 
@@ -169,21 +249,35 @@ def _finish(plan: Plan, step: Step, record: dict[str, Any], run_dir: Path, start
         record["metrics"], problem = read_metrics(Path(root) / step.metrics)
         if problem and outcome.status == "succeeded":
             record["metrics_error"] = problem
-    record["outputs"] = uptodate.hash_outputs(root, step.outputs)
-    missing = [path for path, found in record["outputs"].items() if found is None]
-    if missing and outcome.status == "succeeded":
+    found = uptodate.survey(root, step.outputs)
+    record["outputs"] = found.hashes
+    missing = [p for p, h in found.hashes.items() if h is None and p not in found.problems]
+    if (missing or found.problems) and outcome.status == "succeeded":
+        # as DVC fails a stage whose outputs are absent; an output that cannot be hashed (a
+        # FIFO inside it, a link out of the project) fails it too, with why
         outcome.status, outcome.exit_code = "failed", 1
-        outcome.reason = f"declared output{'s' if len(missing) > 1 else ''} not written: " \
-                         + ", ".join(missing)
+        reasons = ([f"declared output{'s' if len(missing) > 1 else ''} not written: "
+                    + ", ".join(missing)] if missing else []) + list(found.problems.values())
+        outcome.reason = "; ".join(reasons)
     record.update({
         "status": outcome.status, "exit_code": outcome.exit_code, "signal": outcome.signal,
         "reason": outcome.reason, "ended_at": records.now().isoformat(),
         "duration": round(time.monotonic() - started, 3),
     })
     record["resources"].update(enforced=outcome.enforced, peak_memory=outcome.peak_memory)
-    records.write(run_dir, record)
+    try:
+        records.write(run_dir, record)
+    except OSError as exc:  # the disk filled up during the run: say so, and never claim success
+        say(f"error: the record of run {record['id']} cannot be completed ({exc.strerror or exc}); "
+            "it will be listed as crashed")
+        if outcome.status == "succeeded":
+            outcome.status, outcome.exit_code = "failed", EXIT_USAGE
+            outcome.reason = "the run's record cannot be written"
     if outcome.status == "succeeded" and step.outputs:
-        uptodate.remember(root, step.fingerprint, record["id"], record["outputs"])
+        try:
+            uptodate.remember(root, step.fingerprint, record["id"], record["outputs"])
+        except OSError as exc:
+            say(f"warning: not remembered as up to date ({exc.strerror or exc})")
     detail = f": {outcome.reason}" if outcome.reason else ""
     say(f"{step.entry_point}: {outcome.status} in {record['duration']:.2f}s, exit code "
         f"{outcome.exit_code}{detail} (run {record['id']})")

@@ -36,7 +36,8 @@ class CodeState:
 
     def digest(self, exclude: Iterable[str] = ()) -> str:
         """What the code is, less the paths a step writes itself."""
-        return canonical_digest({"kind": self.kind, "tree": self.tree, "changes": self._kept(exclude)})
+        kept = {_json_name(p): h for p, h in self._kept(exclude).items()}
+        return canonical_digest({"kind": self.kind, "tree": self.tree, "changes": kept})
 
     def to_json(self, exclude: Iterable[str] = ()) -> dict[str, Any]:
         kept = self._kept(exclude)
@@ -48,10 +49,21 @@ class CodeState:
         }
 
 
+def _json_name(path: str) -> str:
+    """A file name fit for canonical JSON, one to one. Names are kept surrogate-escaped (so that
+    the file can be opened); one that is not UTF-8 cannot be encoded as such, so it becomes its
+    bytes in hex after a NUL, which no real file name holds: no two names share a form."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "\0" + os.fsencode(path).hex()
+    return path
+
+
 def _content(path: str) -> str:
     try:
         if os.path.islink(path):
-            return "link:" + hashlib.sha256(os.readlink(path).encode()).hexdigest()
+            return "link:" + hashlib.sha256(os.fsencode(os.readlink(path))).hexdigest()
         if os.path.isdir(path):
             return "dir"  # a submodule or a nested repository: its own state is not ours
         digest = hashlib.sha256()
@@ -94,7 +106,7 @@ def gather(root: str) -> CodeState:
         shown = proc.run(["git", "rev-parse", "--show-prefix"], cwd=root)
     except proc.ProcError:
         return _files(root)
-    prefix = shown.stdout.decode().strip()
+    prefix = shown.stdout.decode("utf-8", "surrogateescape").strip()
     status = proc.run(["git", "status", "--porcelain=v2", "-z", "--branch",
                        "--untracked-files=all", "--", "."], cwd=root)
     commit, branch, changed = _porcelain(status.stdout, prefix)

@@ -1,10 +1,12 @@
 """The plan: immutable values saying exactly what would run, and why it is what it is."""
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from mlproject.runner.hashing import canonical_digest
 from mlproject.spec.model import Resources
 
 
@@ -23,6 +25,32 @@ class EnvChoice:
 
 
 @dataclass(frozen=True)
+class Basis:
+    """What a step's fingerprint digests. `fixed` is known when the plan is resolved; what the
+    step receives from the workspace (`paths`, `upstream`) is read after: by `plan` as the
+    workspace is now, by `run` right before the step, from what its upstream steps left there
+    (outputs chained by their hashes, as `dvc repro` does: an upstream step that re-runs and
+    writes the same bytes leaves its dependants up to date)."""
+    fixed: Mapping[str, Any]
+    hashed: Mapping[str, str] = field(default_factory=dict)  # path parameter -> path read
+    # the steps it needs: what they wrote is what it receives (a step's own needs chain theirs)
+    chained: tuple[str, ...] = ()
+    covered: tuple[str, ...] = ()
+    not_covered: tuple[str, ...] = ()
+    paths: Mapping[str, str | None] = field(default_factory=dict)  # parameter -> md5; None: absent
+    # upstream step -> {output: md5 or None}, or its fingerprint where it declares no outputs
+    upstream: Mapping[str, Any] = field(default_factory=dict)
+
+    def digest(self) -> str:
+        return canonical_digest({**self.fixed, "paths": dict(self.paths),
+                                 "upstream": dict(self.upstream)})
+
+    def to_json(self) -> dict[str, Any]:
+        return {"covered": list(self.covered), "not_covered": list(self.not_covered),
+                "paths": dict(self.paths), "upstream": dict(self.upstream)}
+
+
+@dataclass(frozen=True)
 class Step:
     entry_point: str
     command: str  # after substitution, before an environment or backend wraps it
@@ -35,8 +63,14 @@ class Step:
     metrics: str | None
     data: Mapping[str, Mapping[str, Any]]
     code: Mapping[str, Any]
-    fingerprint: str
+    fingerprint: str  # basis.digest()
+    basis: Basis
     paths: Mapping[str, str] = field(default_factory=dict)  # path parameters that must exist
+
+    def received(self, paths: Mapping[str, str | None], upstream: Mapping[str, Any]) -> Step:
+        """This step, its fingerprint taken again with what it receives from the workspace."""
+        basis = replace(self.basis, paths=dict(paths), upstream=dict(upstream))
+        return replace(self, basis=basis, fingerprint=basis.digest())
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -45,7 +79,7 @@ class Step:
             "resources": self.resources.to_json(), "env": dict(self.env), "needs": list(self.needs),
             "outputs": list(self.outputs), "metrics": self.metrics,
             "data": {k: dict(v) for k, v in self.data.items()}, "code": dict(self.code),
-            "fingerprint": self.fingerprint,
+            "fingerprint": self.fingerprint, "fingerprint_basis": self.basis.to_json(),
         }
 
 
@@ -65,3 +99,53 @@ class Plan:
             "spec_digest": self.spec_digest, "name": self.name, "target": self.target,
             "steps": [s.to_json() for s in self.steps], "notes": list(self.notes),
         }
+
+
+# What no fingerprint can see: said in every plan, so that nobody reads more into "up to date".
+NEVER_COVERED = ("files the command reads that are not declared (as data, outputs of needed "
+                 "steps, or path parameters)", "environment variables", "the network",
+                 "the clock")
+
+
+def inside(path: str, bases: Iterable[str]) -> bool:
+    """Whether `path` is one of `bases` or below one (normalized absolute paths)."""
+    return any(path == base or path.startswith(base.rstrip(os.sep) + os.sep) for base in bases)
+
+
+def make_basis(fixed: Mapping[str, Any], root: str, paths: Mapping[str, str],
+               written: Sequence[str], upstream: Sequence[Step], covered: Sequence[str],
+               not_covered: Sequence[str] = ()) -> Basis:
+    """The basis of a step: its fixed inputs, which of its path parameters are hashed, the
+    upstream steps it chains, and what that does and does not cover. `written`: the step's own
+    outputs and metrics file, relative to `root`; `paths`: its path parameters, absolute."""
+    root = os.path.normpath(root)
+    own = [os.path.normpath(os.path.join(root, w)) for w in written]
+    chained = [os.path.normpath(os.path.join(root, out)) for s in upstream for out in s.outputs]
+    hashed: dict[str, str] = {}
+    through: list[str] = []
+    missed: list[str] = []
+    for name, path in sorted(paths.items()):
+        if inside(path, own):
+            missed.append(f"path parameter {name} (an output of this step, not an input)")
+        elif inside(path, chained):
+            through.append(name)
+        elif inside(root, [path]):
+            missed.append(f"path parameter {name} ({path} contains the project: not hashed; "
+                          "the project's code in it is covered, its ignored files are not)")
+        elif any(inside(w, [path]) for w in own):
+            missed.append(f"path parameter {name} ({path} holds this step's outputs: not "
+                          "hashed; the code state covers what Git sees in it)")
+        else:
+            hashed[name] = path
+    said = list(covered)
+    if hashed:
+        said.append(f"path parameters {', '.join(hashed)} (their content)")
+    if through:
+        said.append(f"path parameters {', '.join(through)} (through upstream outputs)")
+    made = [f"{s.entry_point} ({', '.join(s.outputs)})" for s in upstream if s.outputs]
+    if made:
+        said.append(f"upstream outputs: {'; '.join(made)}")
+    said.extend(f"upstream step {s.entry_point} (no outputs declared: its fingerprint)"
+                for s in upstream if not s.outputs)
+    return Basis(fixed, hashed, tuple(s.entry_point for s in upstream), tuple(said),
+                 (*not_covered, *missed, *NEVER_COVERED))

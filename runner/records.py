@@ -7,9 +7,12 @@ that was killed is reported as `crashed` when read.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import os
+import stat
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -92,38 +95,181 @@ def effective_status(record: dict[str, Any]) -> str:
     return status if alive else "crashed"
 
 
-def read(run_dir: Path) -> dict[str, Any] | None:
-    try:
-        record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+# A record is read back by `runs`, `runs show` and the up-to-date check; whatever is in the
+# file (a torn write, an edit, another tool's JSON), what is read is of this shape or reported.
+# Keys not named here are kept as they are (records of newer versions may carry more).
+_NUMBER = (int, float)
+_FIELDS: dict[str, tuple[type, ...]] = {
+    "format": (str,), "invocation": (str,), "project": (str,), "spec": (str,),
+    "spec_digest": (str,), "name": (str,), "entry_point": (str,), "started_at": (str,),
+    "ended_at": (str,), "duration": _NUMBER, "exit_code": (int,), "signal": (int,),
+    "reason": (str,), "backend": (str,), "command": (str,), "fingerprint": (str,),
+    "metrics_file": (str,), "metrics_error": (str,), "log": (str,),
+    "parameters": (dict,), "code": (dict,), "environment": (dict,), "resources": (dict,),
+    "data": (dict,), "metrics": (dict,), "outputs": (dict,), "plan": (dict,), "host": (dict,),
+    "mlproject_version": (str,),
+}
+MAX_RECORD_BYTES = 64 << 20  # a record is a few KiB; the plan of thousands of steps fits
+
+
+def problem_of(record: Any, run_id: str) -> str | None:
+    """Why `record` (run.json of the run directory `run_id`, parsed) is not a run record."""
     if not isinstance(record, dict):
-        return None
+        return f"holds {_kind(record)}, not a record (a JSON object)"
+    if record.get("id") != run_id:
+        if "id" not in record:
+            return "has no id"
+        return f"has id {_shown_value(record['id'])}, which is not its directory's name"
+    if record.get("status") not in STATUSES:
+        return (f"has status {_shown_value(record.get('status'))}, not one of "
+                f"{', '.join(STATUSES)}")
+    for key, types in _FIELDS.items():
+        value = record.get(key)
+        if value is not None and (not isinstance(value, types) or isinstance(value, bool)
+                                  or (types is _NUMBER and not _finite(value))):
+            return f"has {key} {_shown_value(value)}, not {_kind_of(types)}"
+    for name, value in record.get("metrics", {}).items():
+        if not _finite(value):
+            return f"has metric {_shown_value(name)} = {_shown_value(value)}, not a finite number"
+    return None
+
+
+def _finite(value: Any) -> bool:
+    """A number that every reader can format and compare: no bool, NaN, infinity, or an int
+    beyond a float's range."""
+    if not isinstance(value, _NUMBER) or isinstance(value, bool):
+        return False
+    try:
+        return abs(float(value)) < float("inf")
+    except OverflowError:
+        return False
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+             int: "a number", float: "a number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _kind_of(types: tuple[type, ...]) -> str:
+    names: dict[tuple[type, ...], str] = {(str,): "a string", (dict,): "an object",
+                                          (int,): "an integer"}
+    return names.get(types, "a finite number")
+
+
+def _shown_value(value: Any) -> str:
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        text = type(value).__name__
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What a run directory holds: its record, or why it has none that can be used."""
+    id: str
+    record: dict[str, Any] | None
+    problem: str | None = None  # None with no record: run.json was never written
+
+    def row(self) -> dict[str, Any]:
+        """The record, or a stand-in that says what is wrong, for lists."""
+        if self.record is not None:
+            return self.record
+        if self.problem is None:  # mlproject killed before its first write
+            return {"id": self.id, "status": "crashed", "entry_point": None, "duration": None,
+                    "metrics": {}}
+        return {"id": self.id, "status": "corrupt", "entry_point": None, "duration": None,
+                "metrics": {}, "problem": self.problem}
+
+
+def load(run_dir: Path) -> Loaded:
+    """The record of a run directory, checked; never raises, never blocks (a FIFO is refused)."""
+    from mlproject.runner.hashing import shown
+
+    run_id = run_dir.name
+    try:
+        fd = os.open(run_dir / "run.json", os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW
+                     | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return Loaded(run_id, None)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return Loaded(run_id, None, "run.json is a symbolic link, not a record mlproject wrote")
+        return Loaded(run_id, None, f"run.json cannot be read: {exc.strerror}")
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return Loaded(run_id, None, "run.json is not a regular file")
+            data = handle.read(MAX_RECORD_BYTES + 1)
+    except OSError as exc:
+        return Loaded(run_id, None, f"run.json cannot be read: {exc.strerror}")
+    if len(data) > MAX_RECORD_BYTES:
+        return Loaded(run_id, None, f"run.json is larger than {MAX_RECORD_BYTES >> 20} MiB")
+    try:
+        record = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return Loaded(run_id, None, f"run.json is not UTF-8 (byte 0x{data[exc.start]:02x} at "
+                                    f"offset {exc.start})")
+    except RecursionError:
+        return Loaded(run_id, None, "run.json is nested too deeply")
+    except ValueError as exc:
+        return Loaded(run_id, None, f"run.json is not valid JSON: {shown(str(exc))}")
+    problem = problem_of(record, run_id)
+    if problem is not None:
+        return Loaded(run_id, None, f"run.json {problem}")
     record["status"] = effective_status(record)
-    return record
+    return Loaded(run_id, record)
+
+
+def read(run_dir: Path) -> dict[str, Any] | None:
+    """The record of a run directory, or None when it has none of the right shape."""
+    return load(run_dir).record
+
+
+def _run_dirs(base: Path) -> list[Path]:
+    """The run directories, by name (which sorts by start time); links and hidden entries are
+    none of mlproject's."""
+    try:
+        entries = list(base.iterdir())
+    except OSError:
+        return []
+    return sorted(p for p in entries if not p.name.startswith(".") and not p.is_symlink()
+                  and p.is_dir())
 
 
 def list_runs(root: str) -> list[dict[str, Any]]:
-    """Every readable record of the project, oldest first. A directory without a readable
-    run.json (an mlproject killed before its first write) is shown as crashed."""
-    base = runs_dir(root)
-    if not base.is_dir():
-        return []
-    found = []
-    for run_dir in sorted(p for p in base.iterdir() if p.is_dir()):
-        record = read(run_dir)
-        found.append(record or {"id": run_dir.name, "status": "crashed", "entry_point": None,
-                                "duration": None, "metrics": {}})
-    return found
+    """Every run of the project, oldest first. A directory without run.json (an mlproject
+    killed before its first write) is shown as crashed; one whose run.json cannot be used, as
+    corrupt with its `problem`: neither hides the others."""
+    return [load(run_dir).row() for run_dir in _run_dirs(runs_dir(root))]
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A run asked for by id or prefix: the one found, or the candidates of an ambiguous prefix."""
+    found: Loaded | None
+    candidates: tuple[str, ...] = ()
+    problem: str | None = None  # the id cannot name a run at all
+
+
+def lookup(root: str, run_id: str) -> Lookup:
+    """A run by its id or by a unique prefix of it; nothing outside the runs directory is read
+    whatever the id holds (`/`, `..`)."""
+    if not run_id or run_id.startswith(".") or "/" in run_id or "\0" in run_id:
+        return Lookup(None, problem="a run id is a name in the runs directory, without '/' and "
+                                    "not starting with '.'")
+    exact = runs_dir(root) / run_id
+    if exact.is_dir() and not exact.is_symlink():  # the up-to-date check's case: no listing
+        return Lookup(load(exact))
+    matches = [p for p in _run_dirs(runs_dir(root)) if p.name.startswith(run_id)]
+    if len(matches) == 1:
+        return Lookup(load(matches[0]))
+    return Lookup(None, tuple(p.name for p in matches))
 
 
 def find(root: str, run_id: str) -> dict[str, Any] | None:
-    """A run by its id or by a unique prefix of it; None when there is none or several."""
-    base = runs_dir(root)
-    if not base.is_dir():
-        return None
-    exact = base / run_id
-    if exact.is_dir():
-        return read(exact)
-    matches = [p for p in base.iterdir() if p.name.startswith(run_id)]
-    return read(matches[0]) if len(matches) == 1 else None
+    """A run's checked record by its id or a unique prefix of it; None when there is none, it
+    is unusable, or the prefix names several."""
+    found = lookup(root, run_id).found
+    return found.record if found else None

@@ -10,11 +10,11 @@ from typing import Any
 
 from mlproject.runner.facts import Facts, closure
 from mlproject.runner.hashing import canonical_digest
-from mlproject.runner.plan import EnvChoice, Plan, Step
+from mlproject.runner.plan import EnvChoice, Plan, Step, make_basis
 from mlproject.spec import params, template
 from mlproject.spec.model import DataInput, EntryPoint, Spec
 
-FINGERPRINT_VERSION = 1
+FINGERPRINT_VERSION = 2  # 2: upstream outputs chained by hash, path parameters hashed
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                     "NUMEXPR_NUM_THREADS", "NUMEXPR_MAX_THREADS", "VECLIB_MAXIMUM_THREADS")
 _EXTRA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
@@ -73,7 +73,7 @@ def _values(entry: EntryPoint, given: dict[str, str], facts: Facts, root: str,
     for name, param in entry.parameters.items():
         if name in given:
             text, base = given[name], facts.cwd
-            why = params.type_error(param.type, text)
+            why = params.unfit_text(text) or params.type_error(param.type, text)
             if why:
                 raise ResolveError(f"parameter {name} ({param.type}): {text!r}: {why}")
         elif param.default is not None:
@@ -81,6 +81,7 @@ def _values(entry: EntryPoint, given: dict[str, str], facts: Facts, root: str,
         else:
             missing.append(f"{name} ({param.type})")
             continue
+        text = params.normalize(param.type, text)  # `True` and `true` are one value
         if param.type == "uri" and not params.is_uri(text):
             raise ResolveError(f"parameter {name} (uri): {text!r}: expected a URI with a scheme")
         if param.type == "path" and not params.is_uri(text):
@@ -93,9 +94,12 @@ def _values(entry: EntryPoint, given: dict[str, str], facts: Facts, root: str,
                            f"{'s' if len(missing) > 1 else ''} {', '.join(missing)}{needed}; "
                            f"give {'them' if len(missing) > 1 else 'it'} with -P NAME=VALUE")
     extras = {k: v for k, v in given.items() if k not in entry.parameters}
-    for name in extras:
+    for name, text in extras.items():
         if not _EXTRA_NAME.fullmatch(name):
             raise ResolveError(f"-P {name}: not a valid parameter name")
+        why = params.unfit_text(text)
+        if why:
+            raise ResolveError(f"-P {name}: {text!r}: {why}")
     return values, extras, paths
 
 
@@ -111,8 +115,11 @@ def _written(spec: Spec) -> list[str]:
 
 def _environment(spec: Spec, entry: EntryPoint, overrides: Overrides, facts: Facts) -> EnvChoice:
     if overrides.env_manager == "local" or entry.environment is None:
+        # What a step without a declared environment imports: the interpreter and its
+        # installed distributions (a `pip install` between two runs moves the fingerprint).
         key = canonical_digest({"kind": "local", "python": facts.interpreter,
-                                "version": facts.python_version, "platform": facts.platform})
+                                "version": facts.python_version, "platform": facts.platform,
+                                "distributions": list(facts.distributions)})
         return EnvChoice("local", "local", key, facts.interpreter, True)
     fact = facts.envs.get(entry.environment)
     if fact is None:  # facts gathered without environments: say what is declared
@@ -122,6 +129,29 @@ def _environment(spec: Spec, entry: EntryPoint, overrides: Overrides, facts: Fac
                      fact.ready, fact.error)
 
 
+def _command(entry: EntryPoint, values: dict[str, str], local: dict[str, str],
+             extras: dict[str, str]) -> str:
+    """The template rendered (each value quoted for its shell context), then undeclared
+    values as `--name value`, as MLflow appends them."""
+    for name, path in local.items():
+        why = params.unfit_text(path)
+        if why:
+            raise ResolveError(f"data {name}: path {path!r} {why}")
+    command = template.render(entry.template, {**values, **{f"data.{n}": p for n, p in local.items()}})
+    if not extras:
+        return command
+    from mlproject.spec import shell  # only here: where the command ends
+
+    end = shell.analyze(entry.template)
+    if end.tail:
+        raise ResolveError(f"-P {next(iter(extras))}: entry point {entry.name!r} declares no such "
+                           f"parameter, and its command ends inside {end.tail}, where an "
+                           "appended `--name value` would not be arguments: declare it")
+    # Before a final newline: appended after it, `--name value` would be a command of its own.
+    command = command[:len(command) - end.trim]
+    return " ".join([command] + [f"--{k} {shlex.quote(v)}" for k, v in extras.items()])
+
+
 def _step(spec: Spec, entry: EntryPoint, given: dict[str, str], overrides: Overrides,
           facts: Facts, done: dict[str, Step], target: str) -> Step:
     values, extras, paths = _values(entry, given, facts, spec.root, target)
@@ -129,10 +159,7 @@ def _step(spec: Spec, entry: EntryPoint, given: dict[str, str], overrides: Overr
     local = {n: facts.data[n].local if n in facts.data else spec.data[n].path for n in entry.data}
     pins = {n: facts.data[n].to_json() if n in facts.data else _declared(spec.data[n])
             for n in entry.data}
-    quoted = {name: shlex.quote(text) for name, text in values.items()}
-    quoted.update({f"data.{name}": shlex.quote(path) for name, path in local.items()})
-    command = " ".join([template.render(list(entry.template), quoted)]
-                       + [f"--{k} {shlex.quote(v)}" for k, v in extras.items()])
+    command = _command(entry, values, local, extras)
     resources = entry.resources.over(spec.resources)
     env = {"MLPROJECT_ENTRY_POINT": entry.name}
     env.update({f"MLPROJECT_DATA_{name.upper().replace('-', '_')}": path
@@ -141,15 +168,47 @@ def _step(spec: Spec, entry: EntryPoint, given: dict[str, str], overrides: Overr
         env.update({var: str(max(1, int(resources.cpu))) for var in THREAD_VARIABLES})
     environment = _environment(spec, entry, overrides, facts)
     code = facts.code.to_json(exclude=_written(spec))
-    declared = None if environment.key else spec.environments[environment.name].to_json()
-    fingerprint = canonical_digest({
+    # Resolved at run time (no lock): what the resolution is made from, the same under `plan`
+    # and `run`; the pins installed are recorded in the run.
+    unlocked = facts.env_inputs.get(environment.name) if environment.kind == "python" else None
+    declared = None if environment.key or unlocked else spec.environments[environment.name].to_json()
+    fixed = {
         "fingerprint": FINGERPRINT_VERSION, "format": spec.format, "entry_point": entry.name,
-        "command": command, "environment": environment.key or declared, "data": pins,
-        "code": code["digest"], "needs": [done[n].fingerprint for n in entry.needs],
-    })
+        "command": command, "environment": unlocked or environment.key or declared,
+        "data": {n: {"path": local[n], "md5": pin.get("md5")} for n, pin in pins.items()},
+        "code": code["digest"],
+    }
+    covered, missed = _coverage(environment, code, facts, unlocked, entry)
+    own = [*entry.outputs, *([entry.metrics] if entry.metrics else [])]
+    basis = make_basis(fixed, spec.root, paths, own,
+                       [done[n] for n in entry.needs], covered, missed)
     return Step(
         entry_point=entry.name, command=command, parameters={**values, **extras},
         environment=environment, resources=resources, env=env, needs=entry.needs,
         outputs=entry.outputs, metrics=entry.metrics, data=pins, code=code,
-        fingerprint=fingerprint, paths=paths,
+        fingerprint=basis.digest(), basis=basis, paths=paths,
     )
+
+
+def _coverage(environment: EnvChoice, code: dict[str, Any], facts: Facts, unlocked: str | None,
+              entry: EntryPoint) -> tuple[list[str], list[str]]:
+    """What the fixed part of a fingerprint covers, and what it misses, in words for `plan`."""
+    covered = ["command", "code (git tree + uncommitted changes)" if code["kind"] == "git"
+               else "code (every file of the project)"]
+    missed = []
+    if environment.kind == "local":
+        covered.append(f"environment (local {environment.detail} {facts.python_version}, "
+                       f"{len(facts.distributions)} installed distributions)")
+        missed.append("the files of installed distributions beyond name and version "
+                      "(an editable install's code)")
+    elif unlocked:
+        covered.append(f"environment ({environment.name}: interpreter and requirements; the "
+                       "pins resolved from them are recorded in the run)")
+    elif environment.kind == "docker":
+        covered.append(f"environment ({environment.name}: image {environment.detail} by name)")
+        missed.append("the image's content (a tag can move)")
+    else:
+        covered.append(f"environment ({environment.name}: its locked pins)")
+    if entry.data:
+        covered.append(f"data pins {', '.join(entry.data)} (verified right before the step)")
+    return covered, missed

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import posixpath
 from typing import Any
 
-from mlproject.spec import params, template
+from mlproject.spec import params, shell, template
 from mlproject.spec.errors import DocPath, Problem, Severity
 from mlproject.spec.model import (
     DataInput,
@@ -42,6 +43,8 @@ class Builder:
             self.unknown(("environment",), "environment", raw["environment"], environments)
         data = {name: DataInput(name, **known(DataInput, fields))
                 for name, fields in raw.get("data", {}).items()}
+        for name, fields in raw.get("data", {}).items():
+            self.check_path(("data", name, "path"), fields.get("path"), "data paths")
         entries = {name: self.entry_point(name, body, environments, default_env, data)
                    for name, body in raw["entry_points"].items()}
         self.check_needs(entries)
@@ -110,6 +113,11 @@ class Builder:
         for part in parts:
             if isinstance(part, template.Placeholder):
                 self.check_placeholder(where, part.name, parameters, body.get("data", []))
+        parts = self.check_command(where + ("command",), body["command"], parts)
+        for i, output in enumerate(body.get("outputs", ())):
+            self.check_path(where + ("outputs", i), output, "outputs")
+        if "metrics" in body:
+            self.check_path(where + ("metrics",), body["metrics"], "metrics files")
         gates = tuple(Gate(metric, **known(Gate, rule)) for metric, rule in body.get("gates", {}).items())
         return EntryPoint(
             name=name, command=body["command"], template=parts, parameters=parameters,
@@ -125,12 +133,29 @@ class Builder:
         kind = params.canonical(spec.get("type", "string"))
         default = spec.get("default")
         text = None if default is None else params.as_text(default)
-        if text is not None:
+        unfit = None if text is None else params.unfit_text(text)
+        if unfit:
+            self.problem(path + ("default",), f"default {text!r} {unfit}")
+        elif text is not None:
             why = params.type_error(kind, text)
             if why:
                 self.problem(path + ("default",), f"default {text!r} does not fit type {kind}: "
                              f"{why}", warning=True)
         return Parameter(name, kind, text, spec.get("description"))
+
+    def check_command(self, path: DocPath, command: str,
+                      parts: tuple[str | template.Placeholder, ...]
+                      ) -> tuple[str | template.Placeholder, ...]:
+        """Each placeholder's shell context; one where no quoting keeps a value literal is an
+        error, as is text no process can receive."""
+        why = params.unfit_text(command)
+        if why:
+            self.problem(path, f"the command {why}")
+        analysis = shell.analyze(parts)
+        names = [p.name for p in parts if isinstance(p, template.Placeholder)]
+        for ordinal, reason in analysis.refused:
+            self.problem(path, reason.replace("{p}", f"{{{names[ordinal]}}}"))
+        return template.placed(parts, analysis)
 
     def check_placeholder(self, where: DocPath, field: str, parameters: dict[str, Parameter],
                           data: list[str]) -> None:
@@ -143,6 +168,12 @@ class Builder:
             declared = ", ".join(parameters) or "none"
             self.problem(where + ("command",), f"placeholder {{{field}}} names no parameter "
                          f"(declared: {declared}); write '{{{{' and '}}}}' for literal braces")
+
+    def check_path(self, path: DocPath, value: Any, what: str) -> None:
+        why = outside_project(value) if isinstance(value, str) else None
+        if why:
+            self.problem(path, f"{value!r} {why}: {what} are paths inside the project, relative "
+                         "to its directory")
 
     def check_needs(self, entries: dict[str, EntryPoint]) -> None:
         for entry in entries.values():
@@ -187,6 +218,31 @@ def known(cls: Any, raw: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in raw.items() if k in names}
 
 
+
+
+def outside_project(value: str) -> str | None:
+    """Why a path an MLproject names for mlproject to read or hash is not inside the project
+    (or is a place mlproject keeps to itself), or None. Links on the way are checked at run
+    time: only the written path is seen here."""
+    if "\0" in value:
+        return "contains a NUL byte"
+    if not value.strip():
+        return "is blank"
+    if value.startswith("/"):
+        return "is an absolute path"
+    if value.startswith("~"):
+        return "starts with '~', a home directory ('~' is not expanded)"
+    normal = posixpath.normpath(value)
+    if normal == ".":
+        return "is the project directory itself"
+    if normal == ".." or normal.startswith("../"):
+        return "leaves the project ('..' climbs out of its directory)"
+    parts = normal.lower().split("/")
+    if ".git" in parts:
+        return "is inside a Git directory (.git)"
+    if parts[0] == ".mlproject":
+        return "is inside .mlproject, where mlproject keeps its runs and caches"
+    return None
 
 
 def docker(name: str, raw: dict[str, Any]) -> Environment:

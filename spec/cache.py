@@ -59,13 +59,108 @@ def built_spec(content: bytes, strict: bool) -> Any:
     """The Spec built before from these exact bytes by this exact loader, or None.
 
     Loading it skips YAML, the schema and the builder (about half of `mlproject run`'s own
-    start-up). Anything unreadable is ignored: the file is simply loaded again."""
+    start-up). Anything unreadable, or of another shape than this loader builds, is removed and
+    None returned: the file is simply loaded again, and the entry written anew."""
+    entry = _spec_entry(content, strict)
+    try:
+        data = entry.read_bytes()
+    except OSError:
+        return None
+    try:
+        built = _unpickle_spec(data)
+        if _well_typed(built):
+            return built
+    except Exception:  # a broken entry of any kind only costs a full load
+        pass
+    _discard(entry)
+    return None
+
+
+def _unpickle_spec(data: bytes) -> Any:
+    """pickle.loads that resolves only the spec's own classes: an entry in the cache directory
+    (which may be shared, or written by anyone who can write there) never imports or calls
+    anything else."""
+    import importlib
+    import io
     import pickle
 
+    class SpecOnly(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            if module.startswith("mlproject.spec.") and not name.startswith("_"):
+                found = getattr(importlib.import_module(module), name, None)
+                if isinstance(found, type):
+                    return found
+            raise pickle.UnpicklingError(f"{module}.{name} is not part of a spec")
+
+    return SpecOnly(io.BytesIO(data)).load()
+
+
+def _well_typed(value: Any) -> bool:
+    """Whether a loaded Spec holds, all the way down, what its annotations say."""
+    from mlproject.spec.model import Spec
+
+    return isinstance(value, Spec) and _fits(value, Spec)
+
+
+def _fits(value: Any, hint: Any, depth: int = 0) -> bool:
+    import dataclasses
+    import types
+    import typing
+    from collections.abc import Mapping
+
+    if depth > 32:
+        return False
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint is Any:
+        return True
+    if hint is None or hint is type(None):
+        return value is None
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, arg, depth + 1) for arg in args)
+    if origin is typing.Literal:
+        return any(value == arg and type(value) is type(arg) for arg in args)
+    if origin is tuple:
+        if not isinstance(value, tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_fits(item, args[0], depth + 1) for item in value)
+        return len(args) == len(value) and all(
+            _fits(item, arg, depth + 1) for item, arg in zip(value, args, strict=True))
+    if origin in (Mapping, dict):
+        return isinstance(value, dict) and all(
+            _fits(k, args[0], depth + 1) and _fits(v, args[1], depth + 1) for k, v in value.items())
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        if type(value) is not hint:
+            return False
+        hints = _hints(hint)
+        return set(vars(value)) == set(hints) and all(
+            _fits(getattr(value, name), item, depth + 1) for name, item in hints.items())
+    if hint is float:
+        return type(value) in (int, float)
+    if isinstance(hint, type):
+        return type(value) is hint
+    return False
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS:
+        import dataclasses
+        import typing
+
+        every = typing.get_type_hints(cls)
+        _HINTS[cls] = {f.name: every[f.name] for f in dataclasses.fields(cls)}
+    return _HINTS[cls]
+
+
+def _discard(entry: Path) -> None:
     try:
-        return pickle.loads(_spec_entry(content, strict).read_bytes())
-    except Exception:  # a broken entry of any kind only costs a full load
-        return None
+        entry.unlink()
+    except OSError:
+        pass
 
 
 def remember_spec(content: bytes, strict: bool, spec: Any) -> None:
@@ -94,12 +189,29 @@ def _entry(schema: bytes, content: bytes, strict: bool) -> Path:
 
 
 def lookup(schema: bytes, content: bytes, strict: bool) -> list[dict[str, Any]] | None:
-    """The warnings recorded for a file validated before, or None when it must be validated."""
+    """The warnings recorded for a file validated before, or None when it must be validated.
+    An entry of any other shape (a torn or foreign file) is removed: validated anew, it is
+    written again."""
+    entry = _entry(schema, content, strict)
     try:
-        found = json.loads(_entry(schema, content, strict).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        found = json.loads(entry.read_text(encoding="utf-8"))
+    except FileNotFoundError:
         return None
-    return found if isinstance(found, list) else None
+    except (OSError, ValueError, RecursionError):
+        found = None
+    if isinstance(found, list) and all(_is_warning(item) for item in found):
+        return found
+    _discard(entry)
+    return None
+
+
+def _is_warning(item: Any) -> bool:
+    """A warning as `remember` writes it: 1-based position, a document path, a message."""
+    return (isinstance(item, dict) and set(item) == {"line", "col", "path", "message"}
+            and all(type(item[k]) is int and item[k] >= 0 for k in ("line", "col"))
+            and isinstance(item["path"], list)
+            and all(type(part) in (str, int) for part in item["path"])
+            and isinstance(item["message"], str))
 
 
 def remember(schema: bytes, content: bytes, strict: bool, warnings: list[dict[str, Any]]) -> None:

@@ -36,6 +36,15 @@ def find_spec_file(path: str | os.PathLike[str] = ".") -> Path:
     raise SpecError([Problem(_display(target), 0, 0, (), "no such file or directory")])
 
 
+def _absolute(file: Path) -> Path:
+    """The file where the user named it, made absolute but not resolved: a linked MLproject
+    runs in the directory that holds the link (its root), not in the directory of its target.
+    A directory named with '..' is resolved, since '..' after a link is not what it reads as."""
+    absolute = Path(os.path.abspath(file.parent)) if ".." not in file.parent.parts \
+        else file.parent.resolve()
+    return absolute / file.name
+
+
 def _decode(content: bytes, display: str) -> str:
     try:
         return content.decode("utf-8-sig")
@@ -49,7 +58,7 @@ def _decode(content: bytes, display: str) -> str:
 
 def load(path: str | os.PathLike[str] = ".", *, strict: bool = False) -> Spec:
     """Load and validate an MLproject file (or the one in a directory). Raises SpecError only."""
-    file = find_spec_file(path).resolve()
+    file = _absolute(find_spec_file(path))
     display = _display(file)
     try:
         content = file.read_bytes()

@@ -1,9 +1,11 @@
 """Durations (`90s`, `30m`, `2h`, `1h30m`, seconds) and memory sizes (`512Mi`, `16Gi`, `2G`)."""
 from __future__ import annotations
 
+import math
 import re
 
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
+_DURATION = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h|d))+")
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _MEMORY = re.compile(r"([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|K|k|M|G|T)?")
 _BYTES = {
@@ -13,12 +15,17 @@ _BYTES = {
 
 
 def seconds(value: str | float) -> float:
-    """The schema has checked the form; this only converts."""
-    if not isinstance(value, str):
-        return float(value)
-    total = 0.0
-    for number, unit in _DURATION_PART.findall(value):
-        total += float(number) * _SECONDS[unit]
+    """Seconds of a number or of a text such as 1h30m; ValueError for anything else (a part
+    that is not a duration is never skipped: `30dxyz` is not 30 days) or a result that is not
+    a finite number."""
+    if isinstance(value, str):
+        if not _DURATION.fullmatch(value):
+            raise ValueError(f"not a duration: {value!r}")
+        total = sum(float(n) * _SECONDS[u] for n, u in _DURATION_PART.findall(value))
+    else:
+        total = float(value)
+    if not math.isfinite(total):
+        raise ValueError(f"not a finite duration: {value!r}")
     return total
 
 

@@ -349,6 +349,69 @@ def test_the_stat_cache_heals_and_skips_files_too_young_to_trust(repos: Repos) -
     assert json.loads(entry.read_text())["files"] == {}  # too young: hashed, not remembered
 
 
+def test_a_same_size_edit_with_the_mtime_put_back_is_seen(repos: Repos) -> None:
+    root = str(repos.main)
+    pin = resolve(root, DataInput("images", "images"))
+    readme = repos.main / "images" / "README.md"
+    old = time.time_ns() - 60 * 10**9
+    for path in (repos.main / "images").rglob("*"):
+        os.utime(path, ns=(old, old))
+    assert check(root, pin).ok  # hashed and remembered: older than the racy window
+    with open(readme, "r+b") as handle:  # same inode, same size, then the mtime put back
+        handle.write(b"# IMAGES\n")
+    os.utime(readme, ns=(old, old))
+    assert check(root, pin).state == "differs"
+
+
+def test_a_stat_cache_of_the_old_shape_is_ignored_and_rewritten(repos: Repos) -> None:
+    root = str(repos.main)
+    pin = resolve(root, DataInput("train", "data/train.csv"))
+    train = repos.main / "data" / "train.csv"
+    old = time.time() - 60
+    os.utime(train, (old, old))
+    st = train.stat()
+    cache = verify.StatCache(root, pin.local)
+    cache.file.parent.mkdir(parents=True, exist_ok=True)
+    cache.file.write_text(json.dumps({"path": "data/train.csv", "files": {  # as before ctime
+        "": [st.st_ino, st.st_size, st.st_mtime_ns, "md5", md5(b"a lie")]}}))
+    assert check(root, pin).ok
+    written = json.loads(cache.file.read_text())
+    assert written["format"] == 2
+    assert written["files"][""] == [st.st_ino, st.st_size, [st.st_mtime_ns, st.st_ctime_ns],
+                                    "md5", md5(TRAIN_V2)]
+
+
+def test_a_workspace_of_dvc_symlinks_matches_its_pins(repos: Repos) -> None:
+    """`cache.type: symlink` makes every workspace file a link into the DVC cache: followed,
+    as DVC follows links, the data is the pinned data."""
+    root = str(repos.main)
+    repos.dvc(repos.main, "config", "--local", "cache.type", "symlink")
+    repos.dvc(repos.main, "checkout", "--relink", "images", "data/train.csv.dvc")
+    assert (repos.main / "data" / "train.csv").is_symlink()
+    assert any(p.is_symlink() for p in (repos.main / "images").rglob("*"))
+    for name, path in (("images", "images"), ("train", "data/train.csv")):
+        assert check(root, resolve(root, DataInput(name, path))).ok
+
+
+@pytest.mark.parametrize(("make", "why"), [
+    (lambda d: (d / "broken").symlink_to("gone"), "images/broken is a broken link (to gone)"),
+    (lambda d: (d / "loop").symlink_to("loop"), "images/loop is a link loop"),
+    (lambda d: (d / "sub").symlink_to("cats"), "images/sub is a link to a directory: DVC leaves "
+     "such a link out of a directory's hash; replace it with the directory itself"),
+    (lambda d: os.mkfifo(d / "pipe"), "images/pipe is a FIFO (named pipe): only regular files, "
+     "directories and links are hashed (special files are never opened: reading one can block "
+     "forever)"),
+    (lambda d: (d / "to-pipe").symlink_to("../a-fifo") or os.mkfifo(d.parent / "a-fifo"),
+     "images/to-pipe is a link to a FIFO (named pipe)"),
+])
+def test_what_dvc_would_skip_hang_on_or_crash_on_is_refused_with_a_reason(
+        repos: Repos, make: Any, why: str) -> None:
+    root = str(repos.main)
+    pin = resolve(root, DataInput("images", "images"))
+    make(repos.main / "images")
+    assert why in error(check, root, pin)
+
+
 def test_an_input_from_another_repository(repos: Repos) -> None:
     root = str(repos.main)
     v1 = resolve(root, DataInput("ds", "ds", rev="v1", repo="../source"))

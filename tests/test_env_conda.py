@@ -154,7 +154,7 @@ def test_missing_lock_says_how_to_make_one(tmp_path: Path) -> None:
     with pytest.raises(EnvError) as caught:
         conda_recipe(str(root), mlflow)
     assert str(caught.value) == (
-        "environment 'conda_env': conda.yaml is not locked (there is no conda-lock.yml beside it); "
+        "conda.yaml is not locked (there is no conda-lock.yml beside it); "
         "run mlproject lock (it runs conda-lock, which needs conda, mamba or micromamba). "
         "mlproject installs conda environments only from a lock")
     with pytest.raises(EnvError, match=r"its lock conda-lock\.yml does not exist"):

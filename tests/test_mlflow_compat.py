@@ -29,7 +29,7 @@ PARSED = SHARED_CORPUS / "mlflow_3.17.2_parse.json"
 ABSENT = f"MLflow's corpus is not at {SHARED_CORPUS} (a checkout of ../shared beside the clone)"
 NOT_MLPROJECT = {"INDEX.tsv", PARSED.name}
 EXPECTED: dict[str, Any] = json.loads(PARSED.read_text()) if PARSED.exists() else {}
-VALID_VALUE = {"int": "7", "float": "0.5", "bool": "true"}
+VALID_VALUE = {"int": "7", "float": "0.5", "bool": "True"}  # canonical forms
 WHY = {"int": "expected an integer", "float": "expected a number", "bool": "expected true or false"}
 URI_ERROR = "ERROR ExecutionException: Expected URI"
 

@@ -54,6 +54,7 @@ def refusal(cli: Cli, project: Path, *args: str) -> str:
 def test_defaults(cli: Cli, typed: Path) -> None:
     step = plan(cli, typed)
     data = os.path.join(typed, "data", "train.csv")  # a path default: against the project
+    # A YAML bool default is normalized as a -P value is (MLflow str()s it: False, True).
     assert step["command"] == f"run text 1 0.5 False True {data} s3://bucket/key"
     assert step["parameters"] == {"s": "text", "i": "1", "f": "0.5", "b": "False", "bb": "True",
                                   "p": data, "u": "s3://bucket/key"}
@@ -61,10 +62,10 @@ def test_defaults(cli: Cli, typed: Path) -> None:
 
 @pytest.mark.parametrize(("name", "value", "shown"), [
     ("s", "anything at all", "'anything at all'"), ("s", "", "''"), ("s", "42", "42"),
-    ("i", "3", "3"), ("i", "-2", "-2"), ("i", "+5", "+5"), ("i", "0", "0"),
-    ("f", "0.25", "0.25"), ("f", "1e-3", "1e-3"), ("f", "-2", "-2"), ("f", ".5", ".5"),
-    ("b", "true", "true"), ("b", "False", "False"), ("b", "yes", "yes"), ("b", "0", "0"),
-    ("bb", "on", "on"), ("bb", "OFF", "OFF"),
+    ("i", "3", "3"), ("i", "-2", "-2"), ("i", "+5", "5"), ("i", "0", "0"),
+    ("f", "0.25", "0.25"), ("f", "1e-3", "1e-3"), ("f", "-2", "-2"), ("f", ".5", "0.5"),
+    ("b", "true", "True"), ("b", "False", "False"), ("b", "yes", "True"), ("b", "0", "False"),
+    ("bb", "on", "True"), ("bb", "OFF", "False"),
     ("u", "file:///data/x", "file:///data/x"), ("u", "https://example.com/a?b=c",
                                                 "'https://example.com/a?b=c'"),
     ("u", "gs://bucket", "gs://bucket"),
@@ -263,3 +264,66 @@ def test_run_refuses_a_wrong_type_before_running(cli: Cli, tmp_path: Path) -> No
                           "integer\n")
     assert not marker.exists()
     no_pwned(tmp_path)
+
+
+# -- one value, one text: bools and numbers normalized before the command and the fingerprint --
+
+NORMAL = """\
+entry_points:
+  main:
+    parameters:
+      flag: {type: bool, default: false}
+      n: {type: int, default: 1}
+      x: {type: float, default: 0.5}
+      s: {type: string, default: "True"}
+    command: run {flag} {n} {x} {s}
+"""
+
+
+@pytest.mark.parametrize(("name", "spellings", "shown"), [
+    ("flag", ["true", "True", "TRUE", "yes", "Yes", "on", "ON", "1", " true "], "True"),
+    ("flag", ["false", "False", "no", "off", "0"], "False"),
+    ("n", ["1", "01", "+1", "001", " 1"], "1"),
+    ("n", ["0", "-0", "+0", "000"], "0"),
+    ("n", ["-12", "-012"], "-12"),
+    ("x", ["0.5", "0.50", "+0.5", ".5", "00.5", "0.5000"], "0.5"),
+    ("x", ["2", "+2", "02"], "2"),
+    ("x", ["1e-3", "1E-3", "+1e-3"], "1e-3"),
+    ("x", ["1.0", "1.", "1.000", "01.0"], "1.0"),
+    ("x", ["inf", "Infinity", "+INF"], "inf"),
+])
+def test_spellings_of_one_value_are_one_command_and_one_fingerprint(
+        cli: Cli, tmp_path: Path, name: str, spellings: list[str], shown: str) -> None:
+    (tmp_path / "MLproject").write_text(NORMAL)
+    steps = [plan(cli, tmp_path, "-P", f"{name}={text}") for text in spellings]
+    assert {step["parameters"][name] for step in steps} == {shown}
+    assert len({step["command"] for step in steps}) == 1
+    assert len({step["fingerprint"] for step in steps}) == 1
+
+
+def test_a_default_and_the_same_value_given_are_one_fingerprint(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "MLproject").write_text(NORMAL)
+    default = plan(cli, tmp_path)
+    assert default["command"] == "run False 1 0.5 True"  # a string is never normalized
+    given = plan(cli, tmp_path, "-P", "flag=False", "-P", "n=01", "-P", "x=0.50")
+    assert given["fingerprint"] == default["fingerprint"]
+    other = plan(cli, tmp_path, "-P", "flag=true")
+    assert other["fingerprint"] != default["fingerprint"]
+    assert plan(cli, tmp_path, "-P", "s=true")["command"] == "run False 1 0.5 true"
+
+
+def test_a_huge_integer_is_normalized_without_int(cli: Cli, tmp_path: Path) -> None:
+    # int() refuses more than 4300 digits: normalizing never converts
+    (tmp_path / "MLproject").write_text(NORMAL)
+    digits = "9" * 5000
+    assert plan(cli, tmp_path, "-P", f"n=+000{digits}")["parameters"]["n"] == digits
+
+
+def test_a_default_that_does_not_fit_its_type_is_kept_as_written(cli: Cli, tmp_path: Path) -> None:
+    # MLflow's corpus: `devices: {type: int, default: auto}` reaches the command as `auto`
+    (tmp_path / "MLproject").write_text("entry_points:\n  main:\n    parameters:\n"
+                                        "      devices: {type: int, default: auto}\n"
+                                        "    command: run {devices}\n")
+    result = cli("plan", str(tmp_path), "--json", "--env", "local", cwd=tmp_path)
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["steps"][-1]["command"] == "run auto"

@@ -161,7 +161,7 @@ def test_type_aliases(plan: Any, refused: Any) -> None:
             "      other: str\n"
             "    command: run {name} {flag} {other}\n")
     assert plan(text, "-P", "other=y") == ("run x True y", [])
-    assert plan(text, "-P", "other=y", "-P", "flag=no")[0] == "run x no y"
+    assert plan(text, "-P", "other=y", "-P", "flag=no")[0] == "run x False y"  # normalized
     assert refused(text, "-P", "other=y", "-P", "flag=maybe").endswith(
         "mlproject: error: parameter flag (bool): 'maybe': expected true or false\n")
 

@@ -367,10 +367,14 @@ def test_odd_files(here: Path, content: bytes, message: str) -> None:
     assert str(result) == message
 
 
-def test_bom_and_escaped_nul_are_fine(here: Path) -> None:
-    result = outcome(here, b'\xef\xbb\xbfentry_points: {main: {command: "echo \\0 x"}}\n')
+def test_bom_is_fine_and_an_escaped_nul_is_refused_located(here: Path) -> None:
+    result = outcome(here, b'\xef\xbb\xbfentry_points: {main: {command: "echo x"}}\n')
     assert isinstance(result, Spec)
-    assert result.entry_points["main"].command == "echo \x00 x"
+    assert result.entry_points["main"].command == "echo x"
+    # YAML can spell a NUL ("\0"), but no process can receive one in its command line.
+    refused = outcome(here, b'entry_points: {main: {command: "echo \\0 x"}}\n')
+    assert isinstance(refused, SpecError)
+    assert "entry_points.main.command: the command contains a NUL byte" in str(refused)
 
 
 @pytest.mark.parametrize("content", ["[" * 100_000, "{a: " * 100_000, "a: [" * 1000],

@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from mlproject.runner.plan import Step
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal that cut short work of mlproject's own (an environment build): raised from the
+    handler, so a wait on a lock, a download or a tool ends at once, cleaned up as Ctrl-C is."""
 
 
 class Stopper:
@@ -16,11 +22,26 @@ class Stopper:
     def __init__(self) -> None:
         self.signal: int | None = None
         self.count = 0  # a second Ctrl-C means: do not wait for a graceful stop
+        self._raising = False
 
     def request(self, signum: int, _frame: Any = None) -> None:
         self.count += 1
         if self.signal is None:
             self.signal = signum
+        if self._raising:
+            self._raising = False
+            raise Interrupted(signum)
+
+    @contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """Inside, a signal raises Interrupted (also one that came before)."""
+        if self.signal is not None:
+            raise Interrupted(self.signal)
+        self._raising = True
+        try:
+            yield
+        finally:
+            self._raising = False
 
     @property
     def name(self) -> str:

@@ -1,8 +1,9 @@
-"""The local backend: the step's command in a process group of its own on this machine.
+"""The local backend: the step's command in a session of its own, under a guard process.
 
-Output streams to the terminal and to the run's log as it comes. Interruption and timeouts stop
-the whole group: SIGTERM, then SIGKILL after a grace period. Processes the command leaves
-behind when it exits are stopped too, so a step never outlives its record.
+Output streams to the run's log as it comes, and to the terminal as fast as the terminal takes
+it (never waiting on it). Interruption and timeouts stop the whole step: SIGTERM, then SIGKILL
+after a grace period. The guard (guard.py) stops what the command leaves behind when it exits,
+and the whole step when mlproject dies, so a step never outlives its record.
 """
 from __future__ import annotations
 
@@ -10,35 +11,37 @@ import os
 import selectors
 import shutil
 import signal
-import subprocess
-import sys
 import time
+from typing import BinaryIO
 
-from mlproject.runner import gpus
+from mlproject.runner import console, gpus
+from mlproject.runner.backends import guard
 from mlproject.runner.backends.base import Outcome, RunContext
-from mlproject.runner.limits import MemoryLimit
+from mlproject.runner.limits import Cgroup, MemoryLimit
 from mlproject.runner.plan import Step
 from mlproject.spec.units import format_bytes
 
 GRACE = 3.0  # seconds between SIGTERM and SIGKILL
-DRAIN = 1.0  # seconds to collect output from what the command left behind
+DRAIN = 1.0  # seconds to collect output from a pipe held outside the guard's reach
+FLUSH = 1.0  # seconds for the terminal to take the step's last output
+EXIT_STATE = 2  # mlproject cannot keep the run's log or record (a full or read-only disk)
 EXIT_TIMEOUT = 124
 EXIT_INTERRUPTED = 130
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _log(log: BinaryIO, data: bytes) -> str | None:
+    """Append to the run's log; what went wrong when it cannot be written (a full disk)."""
     try:
         while data:
-            data = data[os.write(fd, data):]
-    except OSError:
-        pass  # the terminal went away: the log still has everything
+            data = data[log.write(data) or 0:]
+    except OSError as exc:
+        return f"the run's log cannot be written: {exc.strerror or exc}"
+    return None
 
 
-def _signal_group(pgid: int, signum: int) -> None:
-    try:
-        os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
+def _describe(wait_status: int) -> str:
+    code = os.waitstatus_to_exitcode(wait_status)
+    return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
 
 
 class LocalBackend:
@@ -74,8 +77,8 @@ class LocalBackend:
                 enforced["memory"] = f"cgroup v{limit.version} limit {format_bytes(limit.limit)}"
             else:
                 enforced["memory"] = f"not enforced: {why}"
-                sys.stderr.write(f"mlproject: warning: memory limit "
-                                 f"{format_bytes(step.resources.memory)} not enforced ({why})\n")
+                console.say(f"warning: memory limit {format_bytes(step.resources.memory)} "
+                            f"not enforced ({why})")
         if step.resources.timeout is not None:
             enforced["timeout"] = f"{step.resources.timeout:g}s, then the process group is stopped"
         try:
@@ -89,69 +92,108 @@ class LocalBackend:
     def _execute(self, step: Step, ctx: RunContext, env: dict[str, str],
                  limit: MemoryLimit | None) -> Outcome:
         shell = shutil.which("bash") or "/bin/sh"  # MLflow runs commands with `bash -c`
+        try:
+            log = open(ctx.run_dir / "log.txt", "ab", buffering=0)  # noqa: SIM115 (closed below)
+        except OSError as exc:
+            return Outcome("failed", EXIT_STATE, reason=f"the run's log cannot be written: "
+                                                          f"{exc.strerror or exc}")
+        # One cgroup holds the whole step where one can be made; the memory one serves as well
+        group: Cgroup | None = limit or Cgroup.track(f"mlproject-{ctx.run_id}")
+        try:
+            with log:
+                return self._supervise(step, ctx, env, limit, group, shell, log)
+        finally:
+            if group and group is not limit:
+                group.remove()
+
+    def _supervise(self, step: Step, ctx: RunContext, env: dict[str, str],
+                   limit: MemoryLimit | None, group: Cgroup | None, shell: str,
+                   log: BinaryIO) -> Outcome:
         started = time.monotonic()
-        child = subprocess.Popen(
-            [shell, "-c", step.command], cwd=ctx.cwd, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-            preexec_fn=limit.join if limit else None,
-        )
-        pgid = child.pid  # a new session: the child leads its own process group
+        if ctx.stopper.signal is not None:  # asked to stop before it started: it never starts
+            return Outcome("interrupted", EXIT_INTERRUPTED)
+        guarded = guard.spawn([shell, "-c", step.command], ctx.cwd, env, group,
+                              first=limit is not None)
+        out, err = console.terminal(1), console.terminal(2)
         status: str | None = None
+        problem: str | None = None
         kill_at: float | None = None
+        killed = False
+        reported = b""
         exited_at: float | None = None
         deadline = started + step.resources.timeout if step.resources.timeout else None
         selector = selectors.DefaultSelector()
-        assert child.stdout and child.stderr
-        selector.register(child.stdout, selectors.EVENT_READ, 1)
-        selector.register(child.stderr, selectors.EVENT_READ, 2)
-        with open(ctx.run_dir / "log.txt", "ab", buffering=0) as log:
-            # Until the command has exited and its output is drained (or what it left behind
-            # has had DRAIN seconds to let go of the pipes).
+        selector.register(guarded.stdout, selectors.EVENT_READ, out)
+        selector.register(guarded.stderr, selectors.EVENT_READ, err)
+        selector.register(guarded.status, selectors.EVENT_READ, None)
+        try:
+            # Until the guard has reported the step's end and the output is drained (or what
+            # holds the pipes, outside the guard's reach, has had DRAIN seconds).
             while True:
-                if selector.get_map():
-                    for key, _ in selector.select(timeout=0.1):
-                        data = os.read(key.fd, 65536)
-                        if not data:
-                            selector.unregister(key.fileobj)
-                            continue
-                        _write_all(key.data, data)
-                        log.write(data)
-                else:  # the output is closed: wait on the command itself, waking to check signals
-                    try:
-                        child.wait(timeout=0.05)
-                    except subprocess.TimeoutExpired:
-                        pass
+                for key, _ in selector.select(timeout=0.02 if console.pending() else 0.1):
+                    data = os.read(key.fd, 65536)
+                    if not data:
+                        selector.unregister(key.fd)
+                        if key.data is None and exited_at is None:
+                            exited_at = time.monotonic()
+                        continue
+                    if key.data is None:
+                        reported += data
+                        continue
+                    key.data.write(data)
+                    if problem is None:
+                        problem = _log(log, data)
+                out.flush()
+                err.flush()
                 now = time.monotonic()
-                if status is None and ctx.stopper.signal is not None:
+                if status is None and problem is not None:
+                    status = "state"
+                    err.write(f"\nmlproject: {problem}: stopping the step\n".encode())
+                elif status is None and ctx.stopper.signal is not None:
                     status = "interrupted"
                 elif status is None and deadline is not None and now >= deadline:
                     status = "timeout"
                     msg = f"\nmlproject: timeout after {step.resources.timeout:g}s: stopping the step\n"
-                    _write_all(2, msg.encode())
-                    log.write(msg.encode())
+                    err.write(msg.encode())
+                    problem = problem or _log(log, msg.encode())
                 if status and kill_at is None:
                     # Ctrl-C reaches the step as SIGINT (a script may save a checkpoint on
                     # KeyboardInterrupt); SIGTERM, SIGHUP and a timeout as SIGTERM.
                     forwarded = signal.SIGINT if ctx.stopper.signal == signal.SIGINT else signal.SIGTERM
-                    _signal_group(pgid, forwarded if status == "interrupted" else signal.SIGTERM)
+                    guarded.send(forwarded if status == "interrupted" else signal.SIGTERM)
                     kill_at = now + GRACE
-                if kill_at is not None and (now >= kill_at or ctx.stopper.count > 1):
-                    _signal_group(pgid, signal.SIGKILL)
-                if exited_at is None and child.poll() is not None:
-                    exited_at = now
-                if exited_at is not None and (not selector.get_map() or now - exited_at > DRAIN):
+                if kill_at is not None and (now >= kill_at or (ctx.stopper.count > 1 and not killed)):
+                    guarded.send(signal.SIGKILL)
+                    killed, kill_at = True, now + GRACE  # again later, for anything forked since
+                if exited_at is not None and (len(selector.get_map()) == 0 or now - exited_at > DRAIN):
                     break
-        code = child.wait()  # reaped before the group is killed: its status stays its own
-        _signal_group(pgid, signal.SIGKILL)  # nothing of the step outlives it
-        selector.close()
-        child.stdout.close()
-        child.stderr.close()
-        outcome = self._outcome(status, code, limit)
+        finally:
+            selector.close()
+            for fd in (guarded.stdout, guarded.stderr, guarded.status, guarded.control):
+                os.close(fd)
+            _, guard_status = os.waitpid(guarded.pid, 0)
+            if group:
+                group.kill()  # the guard's sweep covers this, unless the guard itself was killed
+        out.drain(FLUSH)
+        err.drain(FLUSH)
+        outcome = self._outcome(status, reported.decode(errors="replace"), guard_status, limit)
+        if status == "state":
+            outcome.reason = f"stopped: {problem}"
         outcome.peak_memory = limit.peak() if limit else None
         return outcome
 
     @staticmethod
-    def _outcome(status: str | None, code: int, limit: MemoryLimit | None) -> Outcome:
+    def _outcome(status: str | None, reported: str, guard_status: int,
+                 limit: MemoryLimit | None) -> Outcome:
+        word, _, detail = reported.strip().partition(" ")
+        if word == "error":  # the guard could not start the command
+            return Outcome("failed", 127, reason=f"could not start: {detail}")
+        if word != "status":
+            return Outcome("failed", EXIT_STATE, reason="mlproject's guard process ended "
+                           f"({_describe(guard_status)}) before the step; the step was stopped")
+        code = os.waitstatus_to_exitcode(int(detail))
+        if status == "state":
+            return Outcome("failed", EXIT_STATE, -code if code < 0 else None)
         if status == "interrupted":
             return Outcome("interrupted", EXIT_INTERRUPTED, -code if code < 0 else None)
         if status == "timeout":

@@ -29,9 +29,12 @@ def load_spec(args: argparse.Namespace) -> Spec | SpecError:
     return spec
 
 
-def make_plan(args: argparse.Namespace, *, allow_resolve: bool = False) -> tuple[Plan, Facts] | int:
+def make_plan(args: argparse.Namespace, *, allow_resolve: bool = False,
+              observe: bool = True) -> tuple[Plan, Facts] | int:
     """The plan for the verb's arguments and the facts behind it, or the exit code after
-    reporting why there is none. `allow_resolve`: unlocked environments may be resolved now."""
+    reporting why there is none. `allow_resolve`: unlocked environments may be resolved now.
+    `observe`: fingerprints from what the steps would receive from the workspace as it is now
+    (`run` takes them again right before each step instead)."""
     from mlproject.runner import facts, proc
     from mlproject.runner.data import DataError
     from mlproject.runner.envs.base import EnvError
@@ -44,7 +47,8 @@ def make_plan(args: argparse.Namespace, *, allow_resolve: bool = False) -> tuple
     try:
         gathered = facts.gather(spec.root, spec, args.entry_point, env_manager=args.env_manager,
                                 allow_resolve=allow_resolve, log=say)
-        return resolve(spec, overrides, gathered), gathered
+        plan = resolve(spec, overrides, gathered)
+        return (facts.observe_plan(plan) if observe else plan), gathered
     except ResolveError as exc:
         return error(str(exc))
     except (EnvError, DataError) as exc:

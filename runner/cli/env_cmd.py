@@ -25,12 +25,13 @@ def _list(args: argparse.Namespace) -> int:
     for entry in entries:
         marker = entry["marker"]
         age = f"used {(now - entry['last_used']) / 86400:.1f}d ago"
-        if marker is None:
-            sys.stdout.write(f"{entry['path']}  unfinished build  {age}\n")
+        if marker is None:  # the store has checked its shape: a dict with a dict recipe
+            sys.stdout.write(f"{entry['path']}  {entry['problem']}  {age}\n")
             continue
-        recipe = marker.get("recipe", {})
+        recipe = marker["recipe"]
         what = recipe.get("version") or recipe.get("platform") or ""
-        count = len(recipe.get("pins") or recipe.get("packages") or [])
+        pins = recipe.get("pins") or recipe.get("packages") or []
+        count = len(pins) if isinstance(pins, list) else "?"
         sys.stdout.write(f"{entry['path']}  {marker['kind']} {what}  {count} packages  "
                          f"{recipe.get('lock', '')}  {age}\n")
     return 0
@@ -64,14 +65,23 @@ def _path(args: argparse.Namespace) -> int:
 def _prune(args: argparse.Namespace) -> int:
     older = None
     if args.older_than is not None:
+        shown = args.older_than if len(args.older_than) <= 40 else args.older_than[:40] + "..."
         try:
-            older = seconds(args.older_than) if not args.older_than.isdigit() else float(args.older_than)
+            older = seconds(args.older_than)
         except ValueError:
-            return error(f"--older-than {args.older_than!r}: expected a duration such as 30d or 12h")
+            return error(f"--older-than {shown!r}: expected a duration with its unit, such as "
+                         "30d, 12h or 1h30m")
         if older <= 0:
-            return error(f"--older-than {args.older_than!r}: expected a duration such as 30d or 12h")
-    for path in Store().prune(older):
+            return error(f"--older-than {shown!r}: expected more than nothing (without "
+                         "--older-than, every environment not in use is removed)")
+    try:
+        removed, held = Store().prune(older)
+    except OSError as exc:
+        return error(f"cannot prune {Store().root}: {exc.strerror or exc}")
+    for path in removed:
         print(path)
+    for path in held:
+        say(f"kept {path}: a run is using it")
     return 0
 
 

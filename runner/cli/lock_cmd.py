@@ -42,5 +42,10 @@ def main(args: argparse.Namespace) -> int:
             error(f"environment {env.name!r}: {exc}")
             failed += 1
             continue
+        except OSError as exc:  # the lock cannot be written: a read-only project, a full disk
+            error(f"environment {env.name!r}: cannot write its lock: "
+                  f"{exc.strerror or exc}{f' ({exc.filename})' if exc.filename else ''}")
+            failed += 1
+            continue
         print(written)
     return 1 if failed else 0

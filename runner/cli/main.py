@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from mlproject.runner import __version__
 
@@ -109,7 +109,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _unencodable(raw: bool) -> Callable[[UnicodeError], tuple[str | bytes, int]]:
+    def handle(exc: UnicodeError) -> tuple[str | bytes, int]:
+        if not isinstance(exc, UnicodeEncodeError):
+            raise exc
+        bad = exc.object[exc.start:exc.end]
+        if all(0xDC80 <= ord(c) <= 0xDCFF for c in bad):  # bytes of a name that is not UTF-8
+            if raw:
+                return bytes(ord(c) - 0xDC00 for c in bad), exc.end
+            return "".join(f"\\x{ord(c) - 0xDC00:02x}" for c in bad), exc.end
+        return bad.encode("ascii", "backslashreplace").decode(), exc.end
+    return handle
+
+
+def _never_unencodable() -> None:
+    """A name that is not UTF-8 lives in a str surrogate-escaped, and a record may hold any
+    string: printing either must never end in a UnicodeEncodeError, whatever the locale or
+    PYTHONIOENCODING. Results on a UTF-8 stdout keep a name's own bytes (as `ls` does, so that
+    `$(mlproject ...)` names the file); messages show them as \\xNN, as hashing.shown does."""
+    import codecs
+
+    codecs.register_error("mlproject.raw", _unencodable(True))
+    codecs.register_error("mlproject.shown", _unencodable(False))
+    for stream in (sys.stdout, sys.stderr):
+        utf8 = (getattr(stream, "encoding", "") or "").lower().replace("-", "") == "utf8"
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            raw = stream is sys.stdout and utf8
+            reconfigure(errors="mlproject.raw" if raw else "mlproject.shown")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _never_unencodable()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.verb:

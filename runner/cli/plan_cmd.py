@@ -36,6 +36,8 @@ def render(plan: Plan) -> str:
         if code["kind"] == "git":
             dirty = f", {code['changed_files']} uncommitted" if code["dirty"] else ""
             lines.append(f"   code: git {str(code['commit'] or 'no commit')[:12]}{dirty}")
+        lines.append(f"   fingerprint covers: {', '.join(step.basis.covered)}")
+        lines.append(f"   not covered: {', '.join(step.basis.not_covered)}")
     lines.extend(f"note: {note}" for note in plan.notes)
     return "\n".join(lines)
 

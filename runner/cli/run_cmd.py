@@ -8,7 +8,7 @@ from mlproject.runner.cli.plan_cmd import show
 
 
 def main(args: argparse.Namespace) -> int:
-    made = make_plan(args, allow_resolve=not args.dry_run)
+    made = make_plan(args, allow_resolve=not args.dry_run, observe=args.dry_run)
     if isinstance(made, int):
         return made
     plan, facts = made

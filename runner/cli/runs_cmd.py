@@ -1,25 +1,59 @@
-"""`mlproject runs` lists the project's runs; `mlproject runs show ID` shows one."""
+"""`mlproject runs` lists the project's runs; `mlproject runs show ID` shows one.
+
+Records are read back checked (records.load): one that cannot be used is listed as `corrupt`
+with the reason, and never hides the others."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
 from mlproject.runner import records
 from mlproject.runner.cli.common import error
 
+_SHOWN_CANDIDATES = 10
+
 
 def _summary(record: dict[str, Any]) -> dict[str, Any]:
-    return {key: record.get(key) for key in (
-        "id", "entry_point", "status", "started_at", "duration", "exit_code", "metrics",
-        "fingerprint")}
+    keys = ["id", "entry_point", "status", "started_at", "duration", "exit_code", "metrics",
+            "fingerprint"]
+    return {key: record.get(key) for key in [*keys, *(["problem"] if "problem" in record else [])]}
 
 
 def _metrics_text(metrics: dict[str, Any] | None, limit: int = 3) -> str:
     items = list((metrics or {}).items())
     text = " ".join(f"{k}={v:.4g}" for k, v in items[:limit])
     return text + (" ..." if len(items) > limit else "")
+
+
+_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]
+             if c not in (0x09, 0x0A)}
+
+
+def _printable(text: str) -> str:
+    """Text from a record, safe for a terminal: a control character (an escape sequence that
+    would clear the screen or retitle the window, a carriage return that hides a line) is shown
+    as \\xNN, and a newline only where mlproject puts one."""
+    return text.translate({**_CONTROLS, 0x0A: "\\n"})
+
+
+def _not_a_project(path: str) -> str | None:
+    """Why `path` is no project whose runs can be listed, or None."""
+    if not os.path.exists(path):
+        return f"--project {path}: no such directory"
+    if not os.path.isdir(path):
+        return f"--project {path}: not a directory (name the project directory)"
+    try:
+        names = os.listdir(path)
+    except OSError as exc:
+        return f"--project {path}: cannot list it: {exc.strerror}"
+    has_spec = any(n.lower() == "mlproject" and os.path.isfile(os.path.join(path, n))
+                   for n in names)
+    if not has_spec and not os.path.isdir(records.runs_dir(path)):
+        return f"--project {path}: not a project (no MLproject file and no runs recorded)"
+    return None
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -30,42 +64,66 @@ def _list(args: argparse.Namespace) -> int:
     if not found:
         sys.stderr.write("mlproject: no runs recorded in this project yet\n")
         return 0
-    rows = [("ID", "ENTRY POINT", "STATUS", "DURATION", "METRICS")]
+    rows: list[tuple[str, ...]] = [("ID", "ENTRY POINT", "STATUS", "DURATION", "METRICS")]
     for run in found:
         duration = f"{run['duration']:.2f}s" if isinstance(run["duration"], (int, float)) else "-"
         rows.append((run["id"], str(run["entry_point"] or "-"), run["status"], duration,
-                     _metrics_text(run["metrics"])))
+                     run.get("problem") or _metrics_text(run["metrics"])))
+    rows = [tuple(_printable(cell) for cell in row) for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         sys.stdout.write("  ".join([*cells, row[4]]) + "\n")
+    corrupt = sum(run["status"] == "corrupt" for run in found)
+    if corrupt:
+        sys.stderr.write(f"mlproject: {corrupt} run record{'s' if corrupt > 1 else ''} cannot be "
+                         "read (status corrupt); `mlproject runs show ID` says why\n")
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
-    record = records.find(args.project, args.run_id)
-    if record is None:
-        return error(f"no run {args.run_id!r} in {args.project} (or the prefix is ambiguous)")
+    found = records.lookup(args.project, args.run_id)
+    if found.problem:
+        return error(f"{args.run_id!r}: {found.problem}")
+    if found.found is None:
+        if not found.candidates:
+            return error(f"no run {args.run_id!r} in {args.project}")
+        shown = ", ".join(found.candidates[:_SHOWN_CANDIDATES])
+        more = len(found.candidates) - _SHOWN_CANDIDATES
+        return error(f"run id prefix {args.run_id!r} is ambiguous: {len(found.candidates)} runs "
+                     f"start with it: {shown}{f' and {more} more' if more > 0 else ''}")
+    loaded = found.found
+    if loaded.problem:
+        return error(f"run {loaded.id}: {loaded.problem} (in "
+                     f"{records.runs_dir(args.project) / loaded.id})")
+    record = loaded.row()
     if args.json:
         sys.stdout.write(json.dumps(record, indent=2) + "\n")
         return 0
-    run_dir = records.runs_dir(args.project) / str(record["id"])
-    lines = [f"run {record['id']}: {record['entry_point']} {record['status']}"]
+    run_dir = records.runs_dir(args.project) / loaded.id
+    if loaded.record is None:
+        sys.stdout.write(f"run {loaded.id}: crashed (mlproject stopped before it wrote the "
+                         f"record)\n  log: {run_dir / 'log.txt'}\n")
+        return 0
+    lines = [f"run {record['id']}: {record.get('entry_point')} {record['status']}"]
     for key in ("started_at", "ended_at", "duration", "exit_code", "reason", "command",
-                "fingerprint"):
+                "fingerprint", "metrics_error"):
         if record.get(key) is not None:
             lines.append(f"  {key}: {record[key]}")
     for key in ("parameters", "metrics", "outputs"):
         for name, value in (record.get(key) or {}).items():
-            shown = value.get("md5") if isinstance(value, dict) else value
-            lines.append(f"  {key[:-1] if key != 'metrics' else 'metric'} {name}: {shown}")
+            shown_value = value.get("md5") if isinstance(value, dict) else value
+            lines.append(f"  {key[:-1] if key != 'metrics' else 'metric'} {name}: {shown_value}")
     code = record.get("code") or {}
     lines.append(f"  code: {code.get('kind')} {code.get('commit') or ''} "
                  f"{'(uncommitted changes)' if code.get('dirty') else ''}".rstrip())
     lines.append(f"  log: {run_dir / 'log.txt'}")
-    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.write("\n".join(_printable(line) for line in lines) + "\n")
     return 0
 
 
 def main(args: argparse.Namespace) -> int:
+    why = _not_a_project(args.project)
+    if why:
+        return error(why)
     return _show(args) if args.runs_verb == "show" else _list(args)

@@ -79,10 +79,11 @@ def _dvc_root(repo: pins.GitRepo, own: bool) -> str | None:
     `.dvc` (`dvc init --subdir` allowed); for another repository, the directory given."""
     if repo.worktree is None:
         return None
-    here = os.path.abspath(repo.worktree)
+    # the real directory: a project named through a link walks up the repository it is in
+    here = os.path.realpath(repo.worktree)
     while own and not os.path.isdir(os.path.join(here, ".dvc")):
         if os.path.samefile(here, repo.cwd) or os.path.dirname(here) == here:
-            return os.path.abspath(repo.worktree)
+            return os.path.realpath(repo.worktree)
         here = os.path.dirname(here)
     return here
 

@@ -1,7 +1,10 @@
 """Is the workspace copy the pinned version? DVC's hashes, computed natively, cached by stat.
 
 A warm check of unchanged data costs one stat per file: each file's md5 is remembered under
-`.mlproject/cache/data/` keyed by (inode, size, mtime_ns), the way DVC's state database does.
+`.mlproject/cache/data/` keyed by (inode, size, mtime_ns, ctime_ns), as DVC's state database
+keys by inode, size and mtime (ctime added: mtime can be set back). Links inside a pinned
+directory are followed the way DVC follows them; what DVC would hang on or skip is refused
+(see hashing.py).
 """
 from __future__ import annotations
 
@@ -17,7 +20,17 @@ from typing import Any, Literal
 
 from mlproject.runner import records
 from mlproject.runner.data.pins import DataError, Pin, workspace_path
-from mlproject.runner.hashing import ContentHash, dir_md5, file_md5
+from mlproject.runner.hashing import (
+    ContentHash,
+    Links,
+    Unhashable,
+    dir_md5,
+    file_md5,
+    link_md5,
+    open_regular,
+    shown,
+    walk,
+)
 from mlproject.spec.cache import write_atomic
 
 CHUNK = 1 << 20  # DVC 2 read (and converted CRLF in) chunks of exactly this size
@@ -73,38 +86,49 @@ def file_hash(path: str, kind: str) -> str:
     if kind == "md5":
         return file_md5(path)
     digest = StreamHash(kind)
-    with open(path, "rb") as handle:
+    with os.fdopen(open_regular(path), "rb") as handle:
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
 
 
 class StatCache:
-    """Remembered hashes of one pinned path's files; unreadable or foreign content is ignored and
-    rewritten, so a broken cache costs one cold check."""
+    """Remembered hashes of one pinned path's files; unreadable or foreign content, or a file of
+    an older shape, is ignored and rewritten, so a broken cache costs one cold check.
+
+    An entry is trusted while (inode, size, mtime_ns, ctime_ns) stay the same: ctime because
+    mtime can be set back (`os.utime`, `touch -d`, `cp -p`, `rsync -t`) after a same-size edit,
+    and ctime cannot be set at all."""
+
+    FORMAT = 2  # 1: entries keyed without ctime
 
     def __init__(self, root: str, local: str) -> None:
         self.file = records.state_dir(root) / "cache" / "data" / (
-            hashlib.sha256(local.encode()).hexdigest()[:20] + ".json")
+            hashlib.sha256(os.fsencode(local)).hexdigest()[:20] + ".json")
         self.root, self.local = root, local
         self.entries: dict[str, list[Any]] = {}
-        self.changed = False
+        self.changed = True
         try:
             found = json.loads(self.file.read_text(encoding="utf-8"))
-            if found.get("path") == local and isinstance(found.get("files"), dict):
-                self.entries = found["files"]
-        except (OSError, ValueError, AttributeError):
-            self.changed = True
+            if (found.get("format") == self.FORMAT and found.get("path") == local
+                    and isinstance(found.get("files"), dict)):
+                self.entries, self.changed = found["files"], False
+        except (OSError, ValueError, AttributeError, RecursionError):  # deep JSON too
+            pass
+
+    @staticmethod
+    def _key(st: os.stat_result, kind: str) -> list[Any]:
+        return [st.st_ino, st.st_size, [st.st_mtime_ns, st.st_ctime_ns], kind]
 
     def lookup(self, rel: str, st: os.stat_result, kind: str) -> str | None:
-        entry = self.entries.get(rel)
-        if isinstance(entry, list) and entry[:4] == [st.st_ino, st.st_size, st.st_mtime_ns, kind]:
+        entry = self.entries.get(rel)  # [inode, size, [mtime_ns, ctime_ns], kind, md5]
+        if isinstance(entry, list) and len(entry) == 5 and entry[:4] == self._key(st, kind):
             return str(entry[4])
         return None
 
     def remember(self, rel: str, st: os.stat_result, kind: str, md5: str, started_ns: int) -> None:
         if started_ns - st.st_mtime_ns >= _RACY_NS:
-            self.entries[rel] = [st.st_ino, st.st_size, st.st_mtime_ns, kind, md5]
+            self.entries[rel] = [*self._key(st, kind), md5]
             self.changed = True
         elif self.entries.pop(rel, None) is not None:
             self.changed = True
@@ -119,34 +143,22 @@ class StatCache:
             return
         try:
             records.ensure_state_dir(self.root)
-            write_atomic(Path(self.file), json.dumps({"path": self.local, "files": self.entries}))
+            # ensure_ascii: names that are not UTF-8 (surrogate-escaped) stay writable
+            write_atomic(Path(self.file), json.dumps(
+                {"format": self.FORMAT, "path": self.local, "files": self.entries}))
         except OSError:
             pass  # a read-only project only costs speed
 
 
-def _walk(top: str) -> list[tuple[str, str, os.stat_result]]:
-    """(relpath with '/', full path, stat) of every file below `top`; symlinked directories are
-    not entered (as os.walk, and the hashes of outputs)."""
-    found: list[tuple[str, str, os.stat_result]] = []
-    stack = [("", top)]
-    while stack:
-        rel, path = stack.pop()
-        with os.scandir(path) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append((f"{rel}{entry.name}/", entry.path))
-                else:
-                    found.append((f"{rel}{entry.name}", entry.path, entry.stat()))
-    return found
-
-
-def hash_path(path: str, kind: str, cache: StatCache | None = None) -> ContentHash:
-    """DVC's hash of a file or directory under `kind` (md5 or md5-dos2unix); OSError if absent."""
+def hash_path(path: str, kind: str, cache: StatCache | None = None, *, links: Links = "follow",
+              label: str | None = None) -> ContentHash:
+    """DVC's hash of a file or directory under `kind` (md5 or md5-dos2unix). FileNotFoundError
+    if absent; Unhashable (an OSError) naming `label` for what cannot be hashed (hashing.walk)."""
     started = time.time_ns()
-    isdir = os.path.isdir(path)
-    files = _walk(path) if isdir else [("", path, os.stat(path))]
-    known = {rel: cache.lookup(rel, st, kind) if cache else None for rel, _, st in files}
-    todo = [(rel, full) for rel, full, _ in files if known[rel] is None]
+    isdir, entries = walk(path, label or path, links)
+    files = [e for e in entries if not e.link]
+    known = {e.rel: cache.lookup(e.rel, e.st, kind) if cache else None for e in files}
+    todo = [(e.rel, e.path) for e in files if known[e.rel] is None]
     if len(todo) > 1 and _THREADS > 1:
         with ThreadPoolExecutor(_THREADS) as pool:
             hashed = dict(zip([rel for rel, _ in todo],
@@ -154,14 +166,15 @@ def hash_path(path: str, kind: str, cache: StatCache | None = None) -> ContentHa
     else:
         hashed = {rel: file_hash(full, kind) for rel, full in todo}
     if cache is not None:
-        for rel, _, st in files:
-            if rel in hashed:
-                cache.remember(rel, st, kind, hashed[rel], started)
+        for e in files:
+            if e.rel in hashed:
+                cache.remember(e.rel, e.st, kind, hashed[e.rel], started)
         cache.keep_only(known)
     md5s = {rel: known[rel] or hashed[rel] for rel in known}
-    size = sum(st.st_size for _, _, st in files)
+    md5s.update((e.rel, link_md5(e.path)) for e in entries if e.link)
+    size = sum(e.st.st_size for e in entries)
     if isdir:
-        return ContentHash(dir_md5(md5s.items()), size, len(files))
+        return ContentHash(dir_md5(md5s.items()), size, len(entries))
     return ContentHash(md5s[""], size, 1)
 
 
@@ -190,9 +203,11 @@ def check(root: str, pin: Pin) -> Status:
         return Status(pin.name, pin.local, "missing", pin.md5, None)
     cache = StatCache(root, pin.local)
     try:
-        found = hash_path(path, pin.kind, cache)
+        found = hash_path(path, pin.kind, cache, label=pin.local)
+    except Unhashable as exc:
+        raise DataError(f"data.{pin.name}: {exc}") from None
     except OSError as exc:
-        raise DataError(f"data.{pin.name}: cannot read {pin.local}: {exc}") from None
+        raise DataError(f"data.{pin.name}: cannot read {shown(pin.local)}: {exc}") from None
     cache.save()
     return Status(pin.name, pin.local, "matches" if found.md5 == pin.md5 else "differs", pin.md5,
                   found.md5)

@@ -77,7 +77,7 @@ class CondaRecipe:
 
 def _paths(env: Environment) -> tuple[str, str]:
     if env.file is None:
-        raise EnvError(f"environment {env.name!r} names no environment.yml")
+        raise EnvError("it names no environment.yml")
     return env.file, env.lock or posixpath.join(posixpath.dirname(env.file), LOCK_NAME)
 
 
@@ -87,7 +87,7 @@ def conda_recipe(root: str, env: Environment, platform: str | None = None) -> tu
     lock_path = Path(root) / lock_file
     if not lock_path.is_file():
         named = f"its lock {lock_file} does not exist" if env.lock else f"there is no {lock_file} beside it"
-        raise EnvError(f"environment {env.name!r}: {env_file} is not locked ({named}); {_HOW_TO_LOCK}. "
+        raise EnvError(f"{env_file} is not locked ({named}); {_HOW_TO_LOCK}. "
                        f"mlproject installs conda environments only from a lock")
     lock = condalock.read_lock(lock_path, platform or condalock.current_platform())
     warnings = []

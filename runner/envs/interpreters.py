@@ -10,12 +10,16 @@ import json
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from mlproject.runner import proc
 from mlproject.runner.envs.base import EnvError
 from mlproject.spec.cache import cache_root, write_atomic
 
-_PROBE = "import sys, platform; print(platform.python_version(), sys.implementation.name)"
+# Python 2 has neither sys.implementation nor -I: the probe and its flags work on both.
+_PROBE = ("import sys, platform; print(platform.python_version() + ' ' + "
+          "platform.python_implementation().lower())")
+_FLAGS = ["-E", "-s"]  # no PYTHON* variables, no user site: what -I does, where -I exists
 
 
 @dataclass(frozen=True)
@@ -34,12 +38,13 @@ def _candidates() -> list[str]:
     for directory in os.environ.get("PATH", "").split(os.pathsep):
         if not directory or "shims" in directory.split(os.sep):
             continue  # pyenv's shims dispatch on the working directory: ask its versions instead
-        found += glob.glob(os.path.join(directory, "python3")) + glob.glob(
-            os.path.join(directory, "python3.[0-9]*"))
+        for name in ("python3", "python3.[0-9]*", "python2", "python2.[0-9]*"):
+            found += glob.glob(os.path.join(directory, name))
     pyenv = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
-    found += glob.glob(os.path.join(pyenv, "versions", "*", "bin", "python3"))
+    for name in ("python3", "python2"):  # a pyenv 2.7 has no python3
+        found += glob.glob(os.path.join(pyenv, "versions", "*", "bin", name))
     for prefix in ("/usr/bin", "/usr/local/bin", "/opt/homebrew/bin"):
-        found += glob.glob(os.path.join(prefix, "python3.[0-9]*"))
+        found += glob.glob(os.path.join(prefix, "python[23].[0-9]*"))
     found.append(sys.executable)
     unique: dict[str, str] = {}
     for path in found:
@@ -51,18 +56,19 @@ def _candidates() -> list[str]:
 
 def discover() -> list[Interpreter]:
     cache_file = cache_root() / "interpreters.json"
-    try:
-        known: dict[str, list[str]] = json.loads(cache_file.read_text())
-    except (OSError, ValueError):
-        known = {}
+    known = _read_cache(cache_file)
     found, fresh = [], {}
     for path in _candidates():
-        stat = os.stat(path)
+        try:
+            stat = os.stat(path)
+        except OSError:
+            continue  # removed since it was listed
         stamp = f"{os.path.realpath(path)}:{stat.st_size}:{stat.st_mtime_ns}"
         answer = known.get(stamp)
         if answer is None:
             try:
-                out = proc.run([path, "-I", "-c", _PROBE], timeout=20).stdout.decode().split()
+                out = proc.run([path, *_FLAGS, "-c", _PROBE], timeout=20).stdout.decode(
+                    errors="replace").split()
             except proc.ProcError:
                 continue
             if len(out) != 2:
@@ -76,6 +82,18 @@ def discover() -> list[Interpreter]:
         except OSError:
             pass
     return found
+
+
+def _read_cache(path: Path) -> dict[str, list[str]]:
+    """What earlier probes found; anything of another shape is dropped (and rewritten)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items()
+            if isinstance(v, list) and len(v) == 2 and all(isinstance(x, str) for x in v)}
 
 
 def find(request: str | None) -> Interpreter:

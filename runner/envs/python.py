@@ -6,7 +6,6 @@ resolution made now with `uv pip compile` (cached, warned about, and recorded in
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import tempfile
@@ -16,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from mlproject.runner import proc
-from mlproject.runner.envs import bytecode, interpreters, requirements
+from mlproject.runner.envs import bytecode, complete, interpreters, reqsyntax, requirements
 from mlproject.runner.envs.base import INPUT_MARK, EnvError, Log, env_key
+from mlproject.runner.envs.pyinputs import Inputs as Inputs  # re-exported: callers ask here
+from mlproject.runner.envs.pyinputs import digest as digest
+from mlproject.runner.envs.pyinputs import inputs as inputs
 from mlproject.runner.envs.requirements import Requirements
 from mlproject.spec.cache import cache_root, write_atomic
 from mlproject.spec.model import Environment
@@ -56,7 +58,7 @@ class PythonRecipe:
         return {"python": self.interpreter.path, "version": self.interpreter.version,
                 "lock": self.source, "resolved_now": self.resolved,
                 "require_hashes": self.lock.hashed,
-                "pins": [f"{p.name}=={p.version}" + (f"; {p.marker}" if p.marker else "")
+                "pins": [p.requirement + (f"; {p.marker}" if p.marker else "")
                          for p in self.lock.pins]}
 
     def build(self, prefix: Path, log: Log) -> None:
@@ -81,6 +83,13 @@ class PythonRecipe:
         cached, linked, in_place = done.stdout.decode().split()
         log(f"bytecode: {cached} files compiled into uv's cache, {linked} linked from it, "
             f"{in_place} compiled in place")
+        # uv syncs exactly what the lock lists: a lock of the top level alone builds without a
+        # word and fails at import time. Fail here instead, naming what is missing.
+        lacking = complete.missing(python, self.lock)
+        if lacking:
+            raise EnvError(f"{self.source} is not a complete lock: what it pins needs "
+                           f"{', '.join(lacking)}; run `mlproject lock` to resolve it into a "
+                           "complete lock (or pin those too)")
 
     def unhealthy(self, prefix: Path) -> str | None:
         python = prefix / "bin" / "python"
@@ -117,120 +126,126 @@ def _with_key(recipe: PythonRecipe) -> PythonRecipe:
                         resolved=recipe.resolved, warnings=recipe.warnings)
 
 
-@dataclass(frozen=True)
-class Inputs:
-    """What an environment asks for, before locking: the interpreter and the requirements."""
-    python: str | None
-    text: str  # requirements text, includes made absolute
-    origin: Path | None  # the file it came from
-    default_lock: Path | None
-
-
-def inputs(root: str, env: Environment) -> Inputs:
-    if env.file is None:
-        return Inputs(env.python, "", None, None)
-    origin = Path(root) / env.file
-    try:
-        raw = origin.read_text()
-    except OSError as exc:
-        raise EnvError(f"environment {env.name!r}: cannot read {env.file}: {exc.strerror}") from None
-    lock = Path(root) / env.lock if env.lock else origin.with_suffix(".lock")
-    if origin.suffix in (".yaml", ".yml"):  # MLflow's python_env.yaml
-        return _python_env(origin, raw, env, lock)
-    return Inputs(env.python, raw, origin, lock)
-
-
-def _python_env(origin: Path, raw: str, env: Environment, lock: Path) -> Inputs:
-    import yaml
-
-    try:
-        data = yaml.safe_load(raw) or {}
-    except yaml.YAMLError as exc:
-        raise EnvError(f"{origin} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise EnvError(f"{origin}: expected a mapping with python and dependencies")
-    lines = []
-    for item in list(data.get("build_dependencies") or []) + list(data.get("dependencies") or []):
-        text = str(item).strip()
-        head, _, rest = text.partition(" ")
-        if head in ("-r", "--requirement", "-c", "--constraint") and rest:
-            text = f"{head} {(origin.parent / rest.strip()).resolve()}"
-        lines.append(text)
-    python = env.python or (str(data["python"]) if data.get("python") else None)
-    return Inputs(python, "\n".join(lines) + "\n", origin, lock)
-
-
-def digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def recipe(root: str, env: Environment, *, allow_resolve: bool, log: Log) -> PythonRecipe | None:
     """The recipe of a python environment; None when it is unlocked and resolving is not allowed
     here (`plan` resolves nothing)."""
     wanted = inputs(root, env)
     interpreter = interpreters.find(wanted.python)
+    if interpreter.version.split(".")[0] == "2":
+        raise EnvError(f"Python {interpreter.version} is installed ({interpreter.path}), but uv "
+                       "makes environments for Python 3 only: use a Python 3 (`python:`), or "
+                       "--env local to run with the current interpreter")
     if wanted.origin is None:
         return _with_key(PythonRecipe(interpreter, Requirements((), ()), "no requirements"))
     if wanted.origin.name.startswith("pylock.") and wanted.origin.suffix == ".toml":
-        return _with_key(PythonRecipe(interpreter, requirements.read(wanted.origin),
+        return _with_key(PythonRecipe(interpreter, requirements.read(wanted.origin, Path(root)),
                                       str(wanted.origin)))
-    asked = requirements.parse(wanted.text, wanted.origin.parent, frozenset({wanted.origin.resolve()}))
-    if asked.locked and not env.lock:
+    asked = wanted.parse()
+    if asked.is_lock and not env.lock:
+        # pinned and hashed: a lock as pip's hash-checking mode takes one (checked when built)
         return _with_key(PythonRecipe(interpreter, asked, str(wanted.origin)))
     assert wanted.default_lock is not None
     lock = wanted.default_lock
     if lock.exists():
-        text = lock.read_text()
-        warnings: tuple[str, ...] = ()
-        if INPUT_MARK in text and INPUT_MARK + digest(wanted.text) not in text:
-            warnings = (f"{lock.name} was locked from a different {wanted.origin.name}: "
-                        f"run `mlproject lock` to update it",)
-        pins = requirements.parse(text, lock.parent, frozenset({lock.resolve()}))
-        if not pins.locked:
-            raise EnvError(f"{lock} is not a lock: {', '.join(pins.loose[:3])} not pinned with ==")
-        return _with_key(PythonRecipe(interpreter, pins, str(lock), warnings=warnings))
-    cached = _resolution_file(wanted.text, interpreter)
-    if not cached.exists():
+        return _from_lock(wanted, asked, lock, interpreter)
+    cached = _resolution_file(wanted.digest(asked), interpreter)
+    pins = _cached_resolution(cached, log)
+    if pins is None:
         if not allow_resolve:
             return None
-        log(f"{wanted.origin.name} is not locked: resolving it with uv for Python {interpreter.version}")
-        write_atomic(cached, compile_lock(wanted.text, wanted.origin, interpreter))
-    pins = requirements.parse(cached.read_text(), cached.parent)
-    note = (f"{wanted.origin.name} is not locked: installed pins resolved by uv (recorded in the "
-            f"run); run `mlproject lock` to write {lock.name} and commit it")
+        why = "is not locked" if not asked.locked else "pins without hashes, so it is not a lock"
+        log(f"{wanted.origin.name} {why}: resolving it with uv for Python {interpreter.version}")
+        write_atomic(cached, compile_lock(wanted, interpreter))
+        pins = _cached_resolution(cached, log)
+        if pins is None:
+            raise EnvError(f"uv's resolution of {wanted.origin.name} ({cached}) cannot be read")
+    note = (f"{wanted.origin.name} is not a lock (every requirement pinned with == and hashed): "
+            f"installed pins resolved by uv (recorded in the run); run `mlproject lock` to write "
+            f"{lock.name} and commit it")
     return _with_key(PythonRecipe(interpreter, pins, f"{wanted.origin.name}, resolved by uv",
                                   resolved=True, warnings=(note,)))
 
 
-def _resolution_file(text: str, interpreter: interpreters.Interpreter) -> Path:
-    name = digest(f"{interpreter.version}\0{sys.platform}\0{text}")
+def _from_lock(wanted: Inputs, asked: Requirements, lock: Path,
+               interpreter: interpreters.Interpreter) -> PythonRecipe:
+    assert wanted.origin is not None and wanted.root is not None
+    try:
+        text = reqsyntax.decode(lock.read_bytes(), lock.name)
+    except OSError as exc:
+        raise EnvError(f"cannot read {lock.name}: {exc.strerror}") from None
+    pins = requirements.parse(text, lock, root=wanted.root)
+    if not pins.locked:
+        raise EnvError(f"{lock} is not a lock: {', '.join(pins.loose[:3])} not pinned with ==")
+    warnings: list[str] = []
+    lacking = sorted(set(asked.names) - {p.name for p in pins.pins})
+    if INPUT_MARK in text and INPUT_MARK + wanted.digest(asked) not in text:
+        warnings.append(f"{lock.name} was locked from a different {wanted.origin.name}: "
+                        "run `mlproject lock` to update it")
+    if lacking:
+        warnings.append(f"{lock.name} is stale: it has no pin for {', '.join(lacking)}, which "
+                        f"{wanted.origin.name} asks for: run `mlproject lock` to update it")
+    return _with_key(PythonRecipe(interpreter, pins, str(lock), warnings=tuple(warnings)))
+
+
+def _cached_resolution(cached: Path, log: Log) -> Requirements | None:
+    """A resolution made earlier, or None; one that cannot be read is removed (and said so)."""
+    try:
+        data = cached.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        log(f"warning: cannot read the cached resolution {cached}: {exc.strerror}")
+        return None
+    try:
+        pins = requirements.parse(reqsyntax.decode(data, str(cached)), cached, shown=str(cached))
+        if not pins.is_lock and pins.pins + tuple(pins.loose):
+            raise EnvError(f"{cached}: not a complete lock")
+    except EnvError as exc:
+        log(f"warning: the cached resolution is broken, resolving again: {exc}")
+        cached.unlink(missing_ok=True)
+        return None
+    return pins
+
+
+def _resolution_file(text_digest: str, interpreter: interpreters.Interpreter) -> Path:
+    name = digest(f"{interpreter.version}\0{sys.platform}\0{text_digest}")
     return cache_root() / "resolved" / f"{name}.txt"
 
 
-def compile_lock(text: str, origin: Path, interpreter: interpreters.Interpreter) -> str:
+def compile_lock(wanted: Inputs, interpreter: interpreters.Interpreter) -> str:
     """`uv pip compile --generate-hashes` of the requirements, for this interpreter."""
+    assert wanted.origin is not None
     with tempfile.TemporaryDirectory() as tmp:
-        source = Path(tmp) / "requirements.in"
-        source.write_text(text)
+        if wanted.line_map is None:
+            source = wanted.origin  # its own file: includes are relative to where it is
+        else:
+            source = Path(tmp) / "requirements.in"
+            source.write_text(wanted.text, encoding="utf-8")
         out = Path(tmp) / "requirements.lock"
         _uv(["pip", "compile", "--quiet", "--no-header", "--no-annotate", "--generate-hashes", "--python",
-             interpreter.path, str(source), "-o", str(out)], {**uv_env(), "PWD": str(origin.parent)})
-        return out.read_text()
+             interpreter.path, str(source), "-o", str(out)], uv_env())
+        return out.read_text(encoding="utf-8")
 
 
 def write_lock(root: str, env: Environment, log: Log) -> Path:
     """`mlproject lock` for a python environment: resolve its requirements into its lock file."""
     wanted = inputs(root, env)
     if wanted.origin is None or wanted.default_lock is None:
-        raise EnvError(f"environment {env.name!r} has no requirements to lock")
+        raise EnvError("it declares no requirements to lock")
+    asked = wanted.parse()  # refused here, where it is cheap, rather than by uv
     interpreter = interpreters.find(wanted.python)
     lock = wanted.default_lock
-    if lock.exists() and LOCK_HEADER not in lock.read_text():
+    try:
+        mine = not lock.exists() or LOCK_HEADER in lock.read_bytes().decode("utf-8", "replace")
+    except OSError as exc:
+        raise EnvError(f"cannot read {lock}: {exc.strerror}") from None
+    if not mine:
         raise EnvError(f"{lock} exists and was not written by `mlproject lock`: nothing was "
                        "overwritten; remove it or declare another `lock:`")
     log(f"locking {wanted.origin.name} for Python {interpreter.version} into {lock.name}")
-    body = compile_lock(wanted.text, wanted.origin, interpreter)
+    body = compile_lock(wanted, interpreter)
     header = (f"{LOCK_HEADER} from {wanted.origin.name} for Python {interpreter.version} "
-              f"({sys.platform}-{os.uname().machine}); do not edit.\n{INPUT_MARK}{digest(wanted.text)}\n")
+              f"({sys.platform}-{os.uname().machine}); do not edit.\n"
+              f"{INPUT_MARK}{wanted.digest(asked)}\n")
     write_atomic(lock, header + body)
     return lock

@@ -1,4 +1,6 @@
-"""From a declared environment to the recipe that builds it, whatever its kind."""
+"""From a declared environment to the recipe that builds it, whatever its kind.
+
+Messages of an EnvError never name the environment: whoever shows one says which it is."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,7 +32,7 @@ def recipe_for(root: str, env: Environment, *, allow_resolve: bool, log: Log) ->
         for warning in warnings:
             log(f"warning: {warning}")
         return found
-    raise EnvError(f"environment {env.name!r}: no recipe for kind {env.kind!r}")
+    raise EnvError(f"no recipe for kind {env.kind!r}")
 
 
 def gather(root: str, env: Environment, *, allow_resolve: bool, log: Log) -> EnvFact:
@@ -43,6 +45,9 @@ def gather(root: str, env: Environment, *, allow_resolve: bool, log: Log) -> Env
         found = recipe_for(root, env, allow_resolve=allow_resolve, log=log)
     except EnvError as exc:
         return EnvFact(env.name, env.kind, None, False, detail, str(exc))
+    except OSError as exc:  # the cache cannot be written (a resolution is stored there)
+        return EnvFact(env.name, env.kind, None, False, detail,
+                       f"{exc.filename or 'the cache'}: {exc.strerror or exc}")
     if found is None:
         return EnvFact(env.name, env.kind, None, False, f"{detail}; not locked: resolved when run")
     for warning in getattr(found, "warnings", ()):
