@@ -15,6 +15,8 @@ from mlproject.runner.backends.base import Interrupted, Outcome, RunContext, Sto
 from mlproject.runner.console import say
 from mlproject.runner.envs.base import EnvError
 from mlproject.runner.envs.recipes import EnvFact
+from mlproject.runner.exitcodes import INTERRUPTED as EXIT_INTERRUPTED
+from mlproject.runner.exitcodes import USAGE as EXIT_USAGE
 from mlproject.runner.facts import observe
 from mlproject.runner.metrics import read as read_metrics
 from mlproject.runner.plan import Plan, Step, inside
@@ -23,8 +25,6 @@ if TYPE_CHECKING:
     from mlproject.runner.data.pins import Pin
     from mlproject.runner.envs.store import Hold
 
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 

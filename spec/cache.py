@@ -1,4 +1,5 @@
-"""The user cache directory, and the record of files already validated against the schema.
+"""The user cache directory, the record of files already validated against the schema, and
+the Specs already built (as JSON: a cache directory may be shared, so it holds data, never code).
 
 Validating with jsonschema costs ~100 ms of imports; a file whose exact bytes were validated
 before (same schema, same strictness) skips it. Entries are written atomically and a broken one
@@ -10,6 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,95 +54,193 @@ def _code_stamp() -> bytes:
 
 def _spec_entry(content: bytes, strict: bool) -> Path:
     digest = hashlib.sha256(_code_stamp() + b"\0" + bytes([strict]) + content).hexdigest()
-    return cache_root() / "specs" / f"{digest}.pickle"
+    return cache_root() / "specs" / f"{digest}.json"  # entries of older forms: never read
+
+
+SPEC_FORMAT = 1  # of the JSON form below; another value is a stale entry
 
 
 def built_spec(content: bytes, strict: bool) -> Any:
     """The Spec built before from these exact bytes by this exact loader, or None.
 
     Loading it skips YAML, the schema and the builder (about half of `mlproject run`'s own
-    start-up). Anything unreadable, or of another shape than this loader builds, is removed and
-    None returned: the file is simply loaded again, and the entry written anew."""
+    start-up). The entry is data, never code (the cache directory may be shared, or written by
+    anyone who can write there): JSON, each field checked against the model's annotations.
+    Anything unreadable or of another shape is removed and None returned: the file is simply
+    loaded again, and the entry written anew."""
     entry = _spec_entry(content, strict)
     try:
-        data = entry.read_bytes()
-    except OSError:
+        text = entry.read_text(encoding="utf-8")
+    except FileNotFoundError:
         return None
+    except (OSError, ValueError):
+        text = ""
     try:
-        built = _unpickle_spec(data)
-        if _well_typed(built):
-            return built
+        return spec_from_json(text)
     except Exception:  # a broken entry of any kind only costs a full load
         pass
     _discard(entry)
     return None
 
 
-def _unpickle_spec(data: bytes) -> Any:
-    """pickle.loads that resolves only the spec's own classes: an entry in the cache directory
-    (which may be shared, or written by anyone who can write there) never imports or calls
-    anything else."""
-    import importlib
-    import io
-    import pickle
-
-    class SpecOnly(pickle.Unpickler):
-        def find_class(self, module: str, name: str) -> Any:
-            if module.startswith("mlproject.spec.") and not name.startswith("_"):
-                found = getattr(importlib.import_module(module), name, None)
-                if isinstance(found, type):
-                    return found
-            raise pickle.UnpicklingError(f"{module}.{name} is not part of a spec")
-
-    return SpecOnly(io.BytesIO(data)).load()
-
-
-def _well_typed(value: Any) -> bool:
-    """Whether a loaded Spec holds, all the way down, what its annotations say."""
+def spec_to_json(spec: Any) -> str:
+    """The Spec as canonical JSON: sorted keys, mappings as [key, value] pairs in their order."""
     from mlproject.spec.model import Spec
 
-    return isinstance(value, Spec) and _fits(value, Spec)
+    return json.dumps({"format": SPEC_FORMAT, "spec": _encode(spec, Spec)},
+                      sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
-def _fits(value: Any, hint: Any, depth: int = 0) -> bool:
+def spec_from_json(text: str) -> Any:
+    """The Spec that `spec_to_json` wrote; ValueError for anything else."""
+    from mlproject.spec.model import Spec
+
+    found = json.loads(text)
+    if type(found) is not dict or found.keys() != {"format", "spec"} \
+            or found["format"] != SPEC_FORMAT or type(found["format"]) is not int:
+        raise _Misfit("not a built spec of this format")
+    return _decoder(Spec)(found["spec"])
+
+
+class _Misfit(ValueError):
+    pass
+
+
+def _encode(value: Any, hint: Any) -> Any:
+    import dataclasses
+    import typing
+    from collections.abc import Mapping
+
+    origin = typing.get_origin(hint)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return {name: _encode(getattr(value, name), item) for name, item in _hints(hint).items()}
+    if origin is tuple:
+        return [_encode(item, typing.get_args(hint)[0]) for item in value]
+    if origin in (Mapping, dict):
+        return [[key, _encode(item, typing.get_args(hint)[1])] for key, item in value.items()]
+    if origin is not None and typing.get_origin(hint) is not typing.Literal:  # a union
+        for arm in typing.get_args(hint):
+            if _is_instance(value, arm):
+                return _encode(value, arm)
+    return value  # a scalar, or Any (plain JSON data from the YAML file)
+
+
+def _is_instance(value: Any, arm: Any) -> bool:
+    import typing
+
+    if arm is type(None):
+        return value is None
+    base = typing.get_origin(arm) or arm
+    return base is typing.Literal or isinstance(value, base)
+
+
+Decoder = Callable[[Any], Any]
+_DECODERS: dict[Any, Decoder] = {}
+
+
+def _decoder(hint: Any) -> Decoder:
+    """A function that checks a JSON value against `hint` and builds it: made once per hint,
+    since it runs on every `mlproject run`."""
+    try:
+        return _DECODERS[hint]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable hint
+        return _compile(hint)
+    made = _DECODERS[hint] = _compile(hint)
+    return made
+
+
+def _compile(hint: Any) -> Decoder:
     import dataclasses
     import types
     import typing
     from collections.abc import Mapping
 
-    if depth > 32:
-        return False
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if hint is Any:
-        return True
-    if hint is None or hint is type(None):
-        return value is None
-    if origin in (typing.Union, types.UnionType):
-        return any(_fits(value, arg, depth + 1) for arg in args)
-    if origin is typing.Literal:
-        return any(value == arg and type(value) is type(arg) for arg in args)
-    if origin is tuple:
-        if not isinstance(value, tuple):
-            return False
-        if len(args) == 2 and args[1] is Ellipsis:
-            return all(_fits(item, args[0], depth + 1) for item in value)
-        return len(args) == len(value) and all(
-            _fits(item, arg, depth + 1) for item, arg in zip(value, args, strict=True))
-    if origin in (Mapping, dict):
-        return isinstance(value, dict) and all(
-            _fits(k, args[0], depth + 1) and _fits(v, args[1], depth + 1) for k, v in value.items())
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        if type(value) is not hint:
-            return False
-        hints = _hints(hint)
-        return set(vars(value)) == set(hints) and all(
-            _fits(getattr(value, name), item, depth + 1) for name, item in hints.items())
+        return _plain
+    if hint is type(None) or hint is None:
+        return _exactly(type(None))
     if hint is float:
-        return type(value) in (int, float)
-    if isinstance(hint, type):
-        return type(value) is hint
-    return False
+        return _number
+    if hint in (str, int, bool):
+        return _exactly(hint)
+    if origin is typing.Literal:
+        allowed = frozenset((type(arg), arg) for arg in args)
+
+        def literal(value: Any) -> Any:
+            if (type(value), value) not in allowed:
+                raise _Misfit(f"{value!r} is not one of {args}")
+            return value
+        return literal
+    if origin in (typing.Union, types.UnionType):
+        arms = [_decoder(arg) for arg in args]
+
+        def union(value: Any) -> Any:
+            for arm in arms:
+                try:
+                    return arm(value)
+                except _Misfit:
+                    pass
+            raise _Misfit(f"{value!r} fits none of {args}")
+        return union
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        item = _decoder(args[0])
+
+        def sequence(value: Any) -> Any:
+            if type(value) is not list:
+                raise _Misfit("expected a list")
+            return tuple(item(x) for x in value)
+        return sequence
+    if origin in (Mapping, dict):
+        key, item = _decoder(args[0]), _decoder(args[1])
+
+        def mapping(value: Any) -> Any:
+            if type(value) is not list or not all(type(p) is list and len(p) == 2 for p in value):
+                raise _Misfit("expected [key, value] pairs")
+            out = {key(k): item(v) for k, v in value}
+            if len(out) != len(value):
+                raise _Misfit("a key is repeated")
+            return out
+        return mapping
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return _dataclass(hint)
+    raise TypeError(f"no JSON form for {hint!r}")
+
+
+def _dataclass(cls: type) -> Decoder:
+    fields: list[tuple[str, Decoder]] = []
+    names: set[str] = set()
+
+    def build(value: Any) -> Any:
+        if not fields:  # filled on first use: a class may refer to itself, and a Placeholder's
+            # hints import the shell lexer, which a file without placeholders never needs
+            fields.extend((name, _decoder(item)) for name, item in _hints(cls).items())
+            names.update(name for name, _ in fields)
+        if type(value) is not dict or value.keys() != names:
+            raise _Misfit(f"expected the fields of {cls.__name__}")
+        return cls(**{name: decode(value[name]) for name, decode in fields})
+    return build
+
+
+def _exactly(kind: type) -> Decoder:
+    def check(value: Any) -> Any:
+        if type(value) is not kind:
+            raise _Misfit(f"expected {kind.__name__}")
+        return value
+    return check
+
+
+def _number(value: Any) -> Any:
+    if type(value) not in (int, float):
+        raise _Misfit("expected a number")
+    return value
+
+
+def _plain(value: Any) -> Any:
+    return value  # json.loads made it: plain data, whatever its shape
 
 
 _HINTS: dict[type, dict[str, Any]] = {}
@@ -149,9 +249,14 @@ _HINTS: dict[type, dict[str, Any]] = {}
 def _hints(cls: type) -> dict[str, Any]:
     if cls not in _HINTS:
         import dataclasses
+        import sys
         import typing
 
-        every = typing.get_type_hints(cls)
+        names = dict(vars(sys.modules[cls.__module__]))
+        if cls.__name__ == "Placeholder":  # its Context is imported only for type checkers
+            from mlproject.spec.shell import Context
+            names["Context"] = Context
+        every = typing.get_type_hints(cls, globalns=names)
         _HINTS[cls] = {f.name: every[f.name] for f in dataclasses.fields(cls)}
     return _HINTS[cls]
 
@@ -164,15 +269,14 @@ def _discard(entry: Path) -> None:
 
 
 def remember_spec(content: bytes, strict: bool, spec: Any) -> None:
-    import pickle
-
-    entry = _spec_entry(content, strict)
     try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=entry.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as handle:
-            pickle.dump(spec, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, entry)
+        text = spec_to_json(spec)
+        if spec_from_json(text) != spec:  # data that JSON cannot hold exactly is not cached
+            return
+    except (TypeError, ValueError):
+        return
+    try:
+        write_atomic(_spec_entry(content, strict), text)
     except OSError:
         pass  # a read-only cache only costs speed
 

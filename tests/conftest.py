@@ -72,6 +72,13 @@ def project(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
+@pytest.fixture
+def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The test runs inside its temporary directory, so files are displayed by their bare name."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
 def git(root: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True,
                           text=True).stdout

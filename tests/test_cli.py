@@ -39,8 +39,8 @@ def test_a_file_loaded_before_skips_yaml_and_jsonschema(project: Callable[..., P
     (root / "MLproject").write_text("entry_points: {main: {command: 'false'}}\n")
     assert "jsonschema" in _imported("validate", str(root))
     # a broken cache entry only costs a full load
-    for entry in (Path(os.environ["MLPROJECT_CACHE_DIR"]) / "specs").glob("*.pickle"):
-        entry.write_bytes(b"not a pickle")
+    for entry in (Path(os.environ["MLPROJECT_CACHE_DIR"]) / "specs").glob("*.json"):
+        entry.write_bytes(b"not json")
     assert "yaml" in _imported("validate", str(other))
     assert "yaml" not in _imported("validate", str(other))
 

@@ -39,6 +39,8 @@ from mlproject.runner.data import (
 )
 from mlproject.spec.model import DataInput
 
+pytestmark = pytest.mark.slow  # real DVC repositories and the `dvc` CLI, nearly every test
+
 _DVC_ENV = ("DVC_NO_ANALYTICS", "DVC_SITE_CACHE_DIR", "DVC_GLOBAL_CONFIG_DIR",
             "DVC_SYSTEM_CONFIG_DIR")
 

@@ -231,6 +231,7 @@ def test_pip_package_with_a_wrong_hash_is_refused(tmp_path: Path) -> None:
     assert not store.prefix(recipe.key).exists()
 
 
+@pytest.mark.slow
 def test_packages_named_by_http_url_are_downloaded_once(locked: tuple[Path, cc.Channel], tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     root, channel = locked

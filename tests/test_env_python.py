@@ -52,6 +52,7 @@ def _where(root: Path) -> tuple[str, str]:
     return prefix, version
 
 
+@pytest.mark.slow
 def test_unlocked_requirements_resolve_warn_and_record(cli: Callable[..., Any], project: Callable[..., Path]) -> None:
     root = _project(project, "six\n")
     plan = json.loads(cli("plan", str(root), "--json").out)
@@ -72,6 +73,7 @@ def test_unlocked_requirements_resolve_warn_and_record(cli: Callable[..., Any], 
     assert records.list_runs(str(root))[-1]["environment"]["built_now"] is False
 
 
+@pytest.mark.slow
 def test_lock_then_run_from_the_lock(cli: Callable[..., Any], project: Callable[..., Path]) -> None:
     root = _project(project, "six<1.17\n")
     locked = cli("lock", str(root))
@@ -100,6 +102,7 @@ def test_lock_then_run_from_the_lock(cli: Callable[..., Any], project: Callable[
     assert lock.read_text() == "six==1.16.0\n"
 
 
+@pytest.mark.slow
 def test_a_hash_pinned_requirements_file_is_the_lock(cli: Callable[..., Any], project: Callable[..., Path]) -> None:
     root = _project(project, "six<1.17\n")
     cli("lock", str(root))
@@ -112,6 +115,7 @@ def test_a_hash_pinned_requirements_file_is_the_lock(cli: Callable[..., Any], pr
     assert recipe["lock"].endswith("requirements.txt") and recipe["require_hashes"] is True
 
 
+@pytest.mark.slow
 def test_a_tampered_hash_fails_the_build_and_leaves_nothing(cli: Callable[..., Any], project: Callable[..., Path]) -> None:
     root = _project(project, "six<1.17\n")
     cli("lock", str(root))
@@ -158,6 +162,7 @@ def test_the_key_is_what_gets_installed_not_the_text(tmp_path: Path) -> None:
         pass  # that interpreter is not on this machine
 
 
+@pytest.mark.slow
 def test_mlflow_python_env_yaml(cli: Callable[..., Any], project: Callable[..., Path]) -> None:
     root = project({
         "MLproject": f"""
@@ -207,6 +212,7 @@ def test_env_local_ignores_the_declared_environment(cli: Callable[..., Any], pro
     assert _where(root)[0] == sys.prefix
 
 
+@pytest.mark.slow
 def test_env_list_path_prune(cli: Callable[..., Any], project: Callable[..., Path]) -> None:
     root = _project(project, "six==1.16.0\n")
     path = cli("env", "path", "main", str(root))
@@ -223,6 +229,7 @@ def test_env_list_path_prune(cli: Callable[..., Any], project: Callable[..., Pat
     assert cli("env", "prune", "--older-than", "soon").code == 2
 
 
+@pytest.mark.slow
 def test_a_removed_interpreter_is_detected_and_the_environment_rebuilt(
         cli: Callable[..., Any], project: Callable[..., Path], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -244,6 +251,7 @@ def test_a_removed_interpreter_is_detected_and_the_environment_rebuilt(
     assert second["built_now"] is True and second["prefix"] == first["prefix"]
 
 
+@pytest.mark.slow
 def test_a_killed_build_is_detected_and_rebuilt(cli: Callable[..., Any], project: Callable[..., Path]) -> None:
     # Kill a real `mlproject run` while uv is building, then run again. uv is fast, so poll
     # for the moment the environment exists without its marker, and retry if the build won.
@@ -272,6 +280,7 @@ def test_a_killed_build_is_detected_and_rebuilt(cli: Callable[..., Any], project
     assert all(e["marker"] for e in Store().entries())
 
 
+@pytest.mark.slow
 def test_concurrent_runs_build_once_and_share(project: Callable[..., Path]) -> None:
     root = _project(project, "six==1.16.0\n")
     children = [mlproject_process("run", ".", cwd=root, stdout=subprocess.DEVNULL,
@@ -284,6 +293,7 @@ def test_concurrent_runs_build_once_and_share(project: Callable[..., Path]) -> N
     assert sum("mlproject: building the python environment" in e for e in errors) == 1
 
 
+@pytest.mark.slow
 def test_bytecode_is_compiled_once_into_uvs_cache_and_linked(tmp_path: Path) -> None:
     (tmp_path / "requirements.txt").write_text("six==1.16.0\nidna==3.7\n")
     env = Environment("e", "python", python=PY, file="requirements.txt")

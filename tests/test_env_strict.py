@@ -316,6 +316,7 @@ def _wait_for(path: Path, child: subprocess.Popen[bytes]) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_prune_keeps_what_a_running_step_uses(project: Callable[..., Path]) -> None:
     root = _bare_project(project, "python step.py")
     child = mlproject_process("run", ".", cwd=root, stdout=subprocess.DEVNULL,
@@ -357,6 +358,7 @@ def test_a_run_releases_its_hold_when_the_step_ends(cli: Callable[..., Any],
 
 @pytest.mark.parametrize("marker", [b"[]", b'{"key": 5}', b'{"key": "k", "kind": "python", "recipe": []}',
                                     b"not json", b"\xff\xfe", b'"text"'])
+@pytest.mark.slow
 def test_a_marker_of_the_wrong_shape_is_reported_and_healed(
         cli: Callable[..., Any], project: Callable[..., Path], marker: bytes) -> None:
     root = _bare_project(project)
@@ -402,6 +404,7 @@ def test_a_broken_cached_resolution_is_removed_and_resolved_again(tmp_path: Path
         assert said and said[0].startswith("warning: the cached resolution is broken, resolving again: ")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value", ["30dxyz", "30", "-5d", "1e400d", "", "0d", "9" * 400 + "d", "1d 2h"])
 def test_prune_refuses_what_is_not_a_duration(cli: Callable[..., Any], project: Callable[..., Path],
                                               value: str) -> None:
@@ -448,6 +451,7 @@ def test_pyenvs_python_27_is_found(cli: Callable[..., Any], project: Callable[..
 SOCKS = "import socks, urllib3, requests; open('ok.txt', 'w').write(requests.__version__)"
 
 
+@pytest.mark.slow
 def test_a_top_level_pin_is_resolved_with_its_dependencies_and_extras(
         cli: Callable[..., Any], project: Callable[..., Path]) -> None:
     root = _project(project, "requests[socks]==2.31.0\n", command=f'python -c \\"{SOCKS}\\"')
@@ -461,6 +465,7 @@ def test_a_top_level_pin_is_resolved_with_its_dependencies_and_extras(
     assert recipe["resolved_now"] is True and recipe["require_hashes"] is True
 
 
+@pytest.mark.slow
 def test_a_hashed_lock_that_is_not_complete_fails_the_build_naming_what_is_missing(
         cli: Callable[..., Any], project: Callable[..., Path]) -> None:
     root = _project(project, "requests==2.31.0\n", command=f'python -c \\"{SOCKS}\\"')
@@ -513,6 +518,7 @@ YAML_FRAGMENTS = st.sampled_from([
 
 @settings(max_examples=300, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.slow
 @given(text=st.one_of(st.lists(YAML_FRAGMENTS, max_size=25).map("".join), st.text(max_size=150)))
 def test_any_python_env_yaml_is_read_or_refused_naming_the_file(tmp_path: Path, text: str) -> None:
     (tmp_path / "requirements.txt").write_text("six==1.16.0\n")

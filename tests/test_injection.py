@@ -143,6 +143,7 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
        raw=st.fixed_dictionaries({n: VALUES for n in NAMES}))
 @example(statements=[('echo "dq={a}" \'sq={b}\' {data.x}', lambda v: [])],
          raw={"a": "$(touch @MARK@)", "b": "'; touch @MARK@; '", "data.x": "`touch @MARK@`"})
+@pytest.mark.slow
 def test_no_value_runs_and_each_arrives_verbatim(scratch: Path, statements: list[Statement],
                                                  raw: dict[str, str]) -> None:
     marker = scratch / "marker"
@@ -169,6 +170,7 @@ TOKENS = ["{a}", "{b}", "'", '"', "$", "(", ")", "`", "\\", "#", ";", "<", ">", 
                                  HealthCheck.filter_too_much])
 @given(tokens=st.lists(st.sampled_from(TOKENS), max_size=24).map(lambda t: [*t, "{a}"])
        .flatmap(st.permutations), raw=st.fixed_dictionaries({"a": VALUES, "b": VALUES}))
+@pytest.mark.slow
 def test_whatever_text_the_lexer_accepts_runs_no_value(scratch: Path, tokens: list[str],
                                                        raw: dict[str, str]) -> None:
     """Arbitrary shell-like text around placeholders: what the lexer does not refuse, bash runs
@@ -276,6 +278,7 @@ REFUSED_SHAPES = [
 @settings(max_examples=150, deadline=None, database=None)
 @given(before=st.lists(word(), max_size=2), after=st.lists(word(), max_size=2),
        shape=st.sampled_from(REFUSED_SHAPES), adjacent=st.sampled_from(["", "a", "'q'", '"d"']))
+@pytest.mark.slow
 def test_refused_shapes_are_refused_wherever_they_stand(before: list[Piece], after: list[Piece],
                                                         shape: str, adjacent: str) -> None:
     words = [w[0] for w in before] + [adjacent + shape + adjacent] + [w[0] for w in after]
@@ -347,6 +350,7 @@ TAILS = ["", "\n", "  \n\n", " \\\n", " \\\n\n", "\t"]
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(tail=st.sampled_from(TAILS), value=VALUES, extra=VALUES,
        name=st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,6}", fullmatch=True))
+@pytest.mark.slow
 def test_undeclared_values_are_arguments_of_the_command(cli: Cli, tmp_path: Path, tail: str,
                                                         value: str, extra: str, name: str) -> None:
     """Appended as `--name value`, also after a final newline (not a command of its own)."""

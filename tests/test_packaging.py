@@ -102,6 +102,7 @@ def test_version_is_the_same_in_the_code_and_in_pyproject() -> None:
     assert __version__ == source_version() == pyproject_version()
 
 
+@pytest.mark.slow
 def test_packages_import_from_the_install(installed: Install, outside: Path) -> None:
     out = installed.run("python", "-c", (
         "import json, mlproject.spec, mlproject.runner, mlproject.templates; "
@@ -114,6 +115,7 @@ def test_packages_import_from_the_install(installed: Install, outside: Path) -> 
     assert version == source_version()
 
 
+@pytest.mark.slow
 def test_console_script_reports_the_version(installed: Install, outside: Path) -> None:
     assert (installed.bin / "mlproject").exists()
     assert installed.run("mlproject", "--version", cwd=outside) == f"mlproject {source_version()}\n"
@@ -121,11 +123,13 @@ def test_console_script_reports_the_version(installed: Install, outside: Path) -
         == f"mlproject {source_version()}\n"
 
 
+@pytest.mark.slow
 def test_schema_is_shipped(installed: Install, outside: Path) -> None:
     out = installed.run("mlproject", "schema", cwd=outside)
     assert json.loads(out) == json.loads((ROOT / "spec" / "schema.json").read_text())
 
 
+@pytest.mark.slow
 def test_init_and_run_the_template(installed: Install, outside: Path) -> None:
     installed.run("mlproject", "init", "demo", cwd=outside)
     demo = outside / "demo"

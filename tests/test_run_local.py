@@ -119,6 +119,7 @@ def test_invalid_metrics_are_reported_not_fatal(cli: Callable[..., Any], project
     assert record["metrics"] == {} and "m.json is not valid" in record["metrics_error"]
 
 
+@pytest.mark.slow
 def test_output_streams_while_the_step_runs(project: Callable[..., Path]) -> None:
     root = project({"MLproject": """
         entry_points:
@@ -145,6 +146,7 @@ def _start_sleeper(root: Path, trap: str = "") -> subprocess.Popen[bytes]:
     return mlproject_process("run", ".", cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_stops_the_whole_group_and_exits_130(project: Callable[..., Path], signum: int) -> None:
     root = project({})
@@ -162,6 +164,7 @@ def test_a_signal_stops_the_whole_group_and_exits_130(project: Callable[..., Pat
     assert record["ended_at"] and record["duration"] is not None
 
 
+@pytest.mark.slow
 def test_a_step_that_ignores_signals_is_killed_within_5s(project: Callable[..., Path]) -> None:
     root = project({})
     child = _start_sleeper(root, trap="trap '' INT TERM; ")
@@ -174,6 +177,7 @@ def test_a_step_that_ignores_signals_is_killed_within_5s(project: Callable[..., 
     assert not _alive(grandchild)
 
 
+@pytest.mark.slow
 def test_timeout_stops_the_group(cli: Callable[..., Any], project: Callable[..., Path]) -> None:
     root = project({"MLproject": """
         resources: {timeout: 1s}
@@ -217,6 +221,7 @@ def test_a_killed_mlproject_leaves_a_record_listed_as_crashed(cli: Callable[...,
             os.kill(grandchild, signal.SIGKILL)
 
 
+@pytest.mark.slow
 def test_eight_concurrent_runs_leave_complete_distinct_records(project: Callable[..., Path]) -> None:
     root = git_init(project({"MLproject": """
         entry_points:
@@ -440,6 +445,7 @@ def test_ctrl_c_reaches_the_step_as_keyboard_interrupt(project: Callable[..., Pa
     assert _only_record(root)["status"] == "interrupted"
 
 
+@pytest.mark.slow
 def test_a_second_ctrl_c_does_not_wait_for_the_grace_period(project: Callable[..., Path]) -> None:
     root = project({})
     child = _start_sleeper(root, trap="trap '' INT TERM; ")

@@ -133,6 +133,7 @@ def mutated(draw: st.DrawFn) -> bytes:
     return text.encode(encoding, "surrogatepass")
 
 
+@pytest.mark.slow
 @fast(400)
 @given(content=mutated())
 def test_mutations_of_a_valid_file(here: Path, content: bytes) -> None:
@@ -227,6 +228,7 @@ def dump(doc: Any) -> bytes:
     return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).encode()
 
 
+@pytest.mark.slow
 @fast(400)
 @given(doc=document)
 def test_structured_documents(here: Path, doc: dict[str, Any]) -> None:
@@ -239,6 +241,7 @@ def test_any_yaml_value(here: Path, doc: Any) -> None:
     outcome(here, dump(doc))
 
 
+@pytest.mark.slow
 def test_structured_documents_reach_both_outcomes(here: Path) -> None:
     """The strategy is not degenerate: it yields valid files, and each kind of refusal."""
     seen: set[str] = set()

@@ -117,6 +117,7 @@ def test_nothing_of_the_step_survives_mlproject(project: Callable[..., Path], si
     assert _only_record(root)["status"] == expected
 
 
+@pytest.mark.slow
 def test_a_timeout_stops_the_daemons_too(cli: Callable[..., Any], project: Callable[..., Path]) -> None:
     root = _spawner(project, stay=True, extra=", resources: {timeout: 3s}")
     assert cli("run", str(root)).code == 124
@@ -138,6 +139,7 @@ LOUD = "python -c \\\"import sys; sys.stdout.write('x' * 4000000); sys.stdout.fl
        "echo done >&2; sleep 60"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["pipe", "socket"])
 def test_a_stdout_nobody_reads_delays_neither_timeout_nor_exit(project: Callable[..., Path],
                                                                kind: str) -> None:
@@ -164,6 +166,7 @@ def test_a_stdout_nobody_reads_delays_neither_timeout_nor_exit(project: Callable
     assert record["status"] == "timeout"
 
 
+@pytest.mark.slow
 def test_ctrl_c_is_not_delayed_by_a_fifo_nobody_reads(project: Callable[..., Path], tmp_path: Path) -> None:
     root = project({"MLproject": f'entry_points: {{main: {{command: "{LOUD}"}}}}\n'})
     fifo = tmp_path / "fifo"
@@ -228,6 +231,7 @@ def _uv_building(pid: int) -> bool:
     return False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_an_interrupt_during_the_build_never_starts_the_step(project: Callable[..., Path], signum: int) -> None:
     root = project({"MLproject": f"""
@@ -400,6 +404,7 @@ def _guard_of(pid: int) -> int:
     raise AssertionError(f"no guard below {pid}")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(_cgroup_here() is not None, reason=str(_cgroup_here()))
 def test_the_cgroup_stops_the_step_when_the_guard_itself_is_killed(project: Callable[..., Path]) -> None:
     root = project({"MLproject": """
@@ -424,6 +429,7 @@ def test_the_cgroup_stops_the_step_when_the_guard_itself_is_killed(project: Call
                                 "step; the step was stopped")
 
 
+@pytest.mark.slow
 @needs_mount
 def test_no_verb_tracebacks_on_a_read_only_project(project: Callable[..., Path]) -> None:
     root = project({"MLproject": """

@@ -114,6 +114,7 @@ CHAIN = {
 }
 
 
+@pytest.mark.slow
 def test_a_chain_of_three_reruns_as_far_as_the_bytes_changed(
         cli: Callable[..., Any], project: Callable[..., Path]) -> None:
     root = git_init(project({**CHAIN, "src.txt": "abc"}))
@@ -321,6 +322,7 @@ entry_points:
 """
 
 
+@pytest.mark.slow
 def test_pinned_data_overwritten_by_an_earlier_step_fails_the_step_that_reads_it(
         cli: Callable[..., Any], dvc_main: Path) -> None:
     from dvcrepos import TRAIN_V2
@@ -354,6 +356,7 @@ def test_pinned_data_overwritten_by_an_earlier_step_fails_the_step_that_reads_it
 
 # --- an environment resolved at run time: `plan` and `run` fingerprint the same value --------
 
+@pytest.mark.slow
 def test_plan_and_run_agree_on_an_unlocked_environment(cli: Callable[..., Any],
                                                        project: Callable[..., Path]) -> None:
     py = ".".join(map(str, sys.version_info[:2]))
@@ -411,6 +414,7 @@ def test_a_path_parameter_naming_a_fifo_or_a_broken_link_neither_hangs_nor_crash
     assert "broken link" in linked["src"]
 
 
+@pytest.mark.slow
 def test_a_needed_step_without_outputs_passes_on_what_it_received(
         cli: Callable[..., Any], project: Callable[..., Path]) -> None:
     root = git_init(project({

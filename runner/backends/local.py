@@ -17,6 +17,8 @@ from typing import BinaryIO
 from mlproject.runner import console, gpus
 from mlproject.runner.backends import guard
 from mlproject.runner.backends.base import Outcome, RunContext
+from mlproject.runner.exitcodes import INTERRUPTED as EXIT_INTERRUPTED
+from mlproject.runner.exitcodes import TIMEOUT as EXIT_TIMEOUT
 from mlproject.runner.limits import Cgroup, MemoryLimit
 from mlproject.runner.plan import Step
 from mlproject.spec.units import format_bytes
@@ -25,8 +27,6 @@ GRACE = 3.0  # seconds between SIGTERM and SIGKILL
 DRAIN = 1.0  # seconds to collect output from a pipe held outside the guard's reach
 FLUSH = 1.0  # seconds for the terminal to take the step's last output
 EXIT_STATE = 2  # mlproject cannot keep the run's log or record (a full or read-only disk)
-EXIT_TIMEOUT = 124
-EXIT_INTERRUPTED = 130
 
 
 def _log(log: BinaryIO, data: bytes) -> str | None:

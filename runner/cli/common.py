@@ -4,12 +4,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mlproject.runner import exitcodes
 from mlproject.runner.console import say
 from mlproject.runner.facts import Facts
 from mlproject.runner.plan import Plan
 from mlproject.spec import Spec, SpecError, load
 
-EXIT_USAGE = 2
+EXIT_USAGE = exitcodes.USAGE  # the name the verbs import from here
 
 
 def error(message: str) -> int:

@@ -1,20 +1,23 @@
 """`mlproject`: the command line. Parsers live here (argparse only, so `--help` stays fast);
 each verb's work lives in its own module, imported when that verb runs.
 
-Exit codes: 0 ok; the step's own code when a step fails (1 when it has none, 124 on timeout);
-2 usage error, invalid MLproject, or a run that cannot start; 130 interrupted.
+Exit codes (the table is `mlproject.runner.exitcodes`): 0 ok; the step's own code when a step
+fails (1 when it has none, 124 on timeout); 2 usage error, invalid MLproject, or a run that cannot
+start; 70 an internal error of mlproject (one line on stderr names it and the crash log that
+holds the traceback; MLPROJECT_DEBUG=1 shows the traceback instead); 130 interrupted.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 
 from mlproject.runner import __version__
-
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+from mlproject.runner.exitcodes import INTERNAL as EXIT_INTERNAL
+from mlproject.runner.exitcodes import INTERRUPTED as EXIT_INTERRUPTED
+from mlproject.runner.exitcodes import USAGE as EXIT_USAGE
 
 
 def _project_args(parser: argparse.ArgumentParser, *, entry: bool = True) -> None:
@@ -37,8 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlproject",
         description="Run machine-learning projects declared in an MLproject file, reproducibly.",
-        epilog="exit codes: 0 ok, the step's own code when a step fails (124 timeout), "
-               "2 usage error / invalid MLproject / cannot start, 130 interrupted",
+        epilog="exit codes: 0 ok, the step's own code when a step fails (1 when it has none, "
+               "124 timeout), 2 usage error / invalid MLproject / cannot start, 70 internal "
+               "error (see the crash log it names), 130 interrupted",
     )
     parser.add_argument("--version", action="version", version=f"mlproject {__version__}")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
@@ -139,23 +143,98 @@ def _never_unencodable() -> None:
             reconfigure(errors="mlproject.raw" if raw else "mlproject.shown")
 
 
+def _verb(args: argparse.Namespace) -> str:
+    sub = getattr(args, f"{args.verb}_verb", None)
+    return f"{args.verb} {sub}" if sub else str(args.verb)
+
+
+def _crash_log(exc: BaseException, argv: Sequence[str]) -> str:
+    """Write what a report needs to a crash log; where it is, or why there is none. The user
+    cache first (atomically, so a reader never sees half a log), then the temporary directory."""
+    import platform
+    import tempfile
+    import time
+    import traceback
+
+    from mlproject.spec.cache import cache_root, write_atomic
+
+    text = "".join([
+        f"argv: {['mlproject', *argv]!r}\n",
+        f"mlproject: {__version__}\n",
+        f"python: {sys.version.replace(chr(10), ' ')} ({sys.executable})\n",
+        f"platform: {platform.platform()}\n",
+        f"cwd: {os.getcwd()}\n\n",
+        *traceback.format_exception(type(exc), exc, exc.__traceback__),
+    ]).encode("utf-8", "backslashreplace").decode()  # a name that is not UTF-8 shown as \xNN
+    now = time.time()
+    name = f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now))}.{int(now % 1 * 1e6):06d}-{os.getpid()}"
+    try:
+        path = cache_root() / "crash" / f"{name}.log"
+        write_atomic(path, text)
+        return f"the traceback is in {path}"
+    except OSError as first:
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f"mlproject-crash-{name}-", suffix=".log")
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            return f"the traceback is in {tmp}"
+        except OSError as second:
+            return f"no crash log could be written ({first}; {second})"
+
+
+def _internal_error(exc: Exception, args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """A bug in mlproject: one line that names it and its crash log, and a code of its own, so
+    that a failed step (1) and a crash are never confused."""
+    try:
+        where = _crash_log(exc, argv)
+    except Exception as failed:  # the report of a bug must not end in a second traceback
+        where = f"no crash log could be written ({type(failed).__name__}: {failed})"
+    message = " ".join(str(exc).split())  # one line, whatever the exception holds
+    if len(message) > 500:  # the whole of it is in the log
+        message = message[:500] + "..."
+    what = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    try:
+        sys.stderr.write(f"mlproject: internal error: {what} (while running `mlproject "
+                         f"{_verb(args)}`); {where}; please report it\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # no terminal left to tell (closed stderr): the code says it
+        pass
+    return EXIT_INTERNAL
+
+
+def _debug() -> bool:
+    return os.environ.get("MLPROJECT_DEBUG", "") not in ("", "0")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     _never_unencodable()
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.verb:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    module = importlib.import_module(f"mlproject.runner.cli.{args.verb}_cmd")
     try:
+        module = importlib.import_module(f"mlproject.runner.cli.{args.verb}_cmd")
         code: int = module.main(args)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         sys.stderr.close()  # the reader went away (`mlproject runs | head`): not an error
         return 0
+    except Exception as exc:
+        if _debug():
+            raise  # the real exception, for a debugger or a test; entry() still exits 70
+        return _internal_error(exc, args, argv)
     return code
 
 
 def entry() -> None:
-    sys.exit(main())
+    try:
+        code = main()
+    except Exception:  # only with MLPROJECT_DEBUG: the traceback as Python shows it
+        import traceback
+
+        traceback.print_exc()
+        code = EXIT_INTERNAL
+    sys.exit(code)
