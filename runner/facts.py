@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from mlproject.runner import gitstate
+from mlproject.runner.envs.base import normalize
 from mlproject.runner.envs.recipes import EnvFact
 from mlproject.runner.hashing import Links
 from mlproject.spec.model import Environment, Spec
@@ -98,7 +99,6 @@ def _unlocked_inputs(root: str, env: Environment, fact: EnvFact) -> str | None:
         return None  # locked: the recipe's key is the same under `plan` and `run`
     from mlproject.runner.envs import interpreters, python
     from mlproject.runner.envs.base import EnvError
-    from mlproject.runner.hashing import canonical_digest
 
     try:
         wanted = python.inputs(root, env)
@@ -106,10 +106,7 @@ def _unlocked_inputs(root: str, env: Environment, fact: EnvFact) -> str | None:
         text = wanted.digest(wanted.parse()) if wanted.origin is not None else ""
     except EnvError:
         return None  # gather_env said it already; `run` refuses the environment
-    return canonical_digest({
-        "kind": "python", "pins": "resolved when run", "python": interpreter.version,
-        "implementation": interpreter.implementation,
-        "platform": f"{sys.platform}-{os.uname().machine}", "requirements": text})
+    return python.resolution_key(text, interpreter)
 
 
 def _import_path() -> list[str]:
@@ -134,14 +131,10 @@ def installed(entries: list[str]) -> tuple[str, ...]:
             project, _, version = stem.partition("-")
             if suffix == "egg-info":
                 version = version.split("-py")[0] or _pkg_info_version(os.path.join(entry, name))
-            found.add(f"{_normalized(project)}=={version}")
+            found.add(f"{normalize(project)}=={version}")
     return tuple(sorted(found))
 
 
-def _normalized(name: str) -> str:
-    import re
-
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _pkg_info_version(path: str) -> str:

@@ -1,6 +1,7 @@
 """What every environment kind provides: a recipe that knows its key and how to build itself."""
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -13,6 +14,11 @@ CACHE_FORMAT = 1
 INPUT_MARK = "# mlproject-input: sha256 "
 
 Log = Callable[[str], None]
+
+
+def normalize(name: str) -> str:
+    """A package's name as PyPI compares them (PEP 503): `Typing_Extensions` is `typing-extensions`."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 class EnvError(Exception):

@@ -7,8 +7,8 @@ import json
 from typing import Any
 
 from mlproject.runner import proc
-from mlproject.runner.envs.base import EnvError
-from mlproject.runner.envs.requirements import Requirements, normalize
+from mlproject.runner.envs.base import EnvError, normalize
+from mlproject.runner.envs.requirements import Requirements
 
 # Runs in the environment's interpreter: the values markers are evaluated against there, and
 # where its packages are. Written for any Python 3.

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlproject.runner.envs.base import INPUT_MARK, EnvError
+from mlproject.runner.envs.base import INPUT_MARK, EnvError, normalize
 from mlproject.runner.hashing import canonical_digest
 from mlproject.spec.cache import write_atomic
 
@@ -182,16 +182,12 @@ def staleness(lock: Lock, lock_name: str, env_file: Path, env_name: str) -> str 
         else:
             items = [str(dep).split("::")[-1]]  # a channel-qualified spec: channel::name
         wanted.extend(m.group(1) for m in map(_NAME.match, items) if m)
-    have = {_canonical(p.name) for p in lock.conda + lock.pip}
-    missing = sorted({w for w in wanted if _canonical(w) not in have})
+    have = {normalize(p.name) for p in lock.conda + lock.pip}
+    missing = sorted({w for w in wanted if normalize(w) not in have})
     if missing:
         return (f"{lock_name} does not match {env_name}: no locked package for "
                 f"{', '.join(missing)}: run mlproject lock")
     return None
-
-
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def fetch(package: Locked, archives: Path) -> Path:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlproject.runner.envs.base import EnvError
-from mlproject.runner.envs.requirements import Pin, Requirements, normalize
+from mlproject.runner.envs.base import EnvError, normalize
+from mlproject.runner.envs.requirements import Pin, Requirements
 
 
 def parse_pylock(text: str, origin: str) -> Requirements:

@@ -21,6 +21,7 @@ from mlproject.runner.envs.pyinputs import Inputs as Inputs  # re-exported: call
 from mlproject.runner.envs.pyinputs import digest as digest
 from mlproject.runner.envs.pyinputs import inputs as inputs
 from mlproject.runner.envs.requirements import Requirements
+from mlproject.runner.hashing import canonical_digest
 from mlproject.spec.cache import cache_root, write_atomic
 from mlproject.spec.model import Environment
 
@@ -207,9 +208,17 @@ def _cached_resolution(cached: Path, log: Log) -> Requirements | None:
     return pins
 
 
+def resolution_key(text_digest: str, interpreter: interpreters.Interpreter) -> str:
+    """What a resolution made at run time is cached by: the same under `plan` (which resolves
+    nothing) and `run`, so both give an unlocked environment the same fingerprint."""
+    return canonical_digest({
+        "kind": "python", "pins": "resolved when run", "python": interpreter.version,
+        "implementation": interpreter.implementation,
+        "platform": f"{sys.platform}-{os.uname().machine}", "requirements": text_digest})
+
+
 def _resolution_file(text_digest: str, interpreter: interpreters.Interpreter) -> Path:
-    name = digest(f"{interpreter.version}\0{sys.platform}\0{text_digest}")
-    return cache_root() / "resolved" / f"{name}.txt"
+    return cache_root() / "resolved" / f"{resolution_key(text_digest, interpreter)}.txt"
 
 
 def compile_lock(wanted: Inputs, interpreter: interpreters.Interpreter) -> str:

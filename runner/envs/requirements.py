@@ -11,16 +11,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from mlproject.runner.envs.base import EnvError
+from mlproject.runner.envs.base import EnvError, normalize
 from mlproject.runner.envs.reqsyntax import decode, hash_value, logical_lines, split_options
 
 _INDEX = ("--index-url", "--extra-index-url", "--find-links", "--no-index")  # passed on to uv
 # Not PEP 508 but accepted by pip: a bare URL, archive or directory.
 _DIRECT = re.compile(r"^(\.|/|~|[A-Za-z][A-Za-z0-9+.-]*://|file:)|\.(whl|zip|tar\.gz|tar\.bz2)$")
-
-
-def normalize(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 @dataclass(frozen=True)
