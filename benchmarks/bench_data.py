@@ -28,9 +28,9 @@ MIB = 1 << 20
 
 CHECK = """\
 import sys
-from mlproject.runner.data import check, resolve
+from mlproject.runner.data import check, pin_input
 from mlproject.spec.model import DataInput
-pin = resolve(sys.argv[1], DataInput("bench", "data"))
+pin = pin_input(sys.argv[1], DataInput("bench", "data"))
 sys.exit(0 if check(sys.argv[1], pin).ok else 1)
 """
 
@@ -106,11 +106,11 @@ def main() -> int:
     newest = max(f.stat().st_mtime for f in files)
     time.sleep(max(0.0, newest + 2.5 - time.time()))  # younger files are never remembered
 
-    from mlproject.runner.data import check, resolve
+    from mlproject.runner.data import check, pin_input
     from mlproject.spec.model import DataInput
 
     stat_cache = repo / ".mlproject" / "cache" / "data"
-    pin = resolve(str(repo), DataInput("bench", "data"))
+    pin = pin_input(str(repo), DataInput("bench", "data"))
     cold, plain = [], []
     for _ in range(args.runs):
         shutil.rmtree(stat_cache, ignore_errors=True)

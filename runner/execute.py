@@ -10,19 +10,20 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlproject.runner import __version__, backends, records, uptodate
+from mlproject.runner import __version__, backends
 from mlproject.runner.backends.base import Interrupted, Outcome, RunContext, Stopper
-from mlproject.runner.console import say
 from mlproject.runner.envs.base import EnvError
 from mlproject.runner.envs.recipes import EnvFact
-from mlproject.runner.exitcodes import INTERRUPTED as EXIT_INTERRUPTED
-from mlproject.runner.exitcodes import USAGE as EXIT_USAGE
 from mlproject.runner.facts import observe
-from mlproject.runner.metrics import read as read_metrics
 from mlproject.runner.plan import Plan, Step, inside
+from mlproject.runner.state import records, uptodate
+from mlproject.runner.state.metrics import read as read_metrics
+from mlproject.runner.util.console import say
+from mlproject.runner.util.exitcodes import INTERRUPTED as EXIT_INTERRUPTED
+from mlproject.runner.util.exitcodes import USAGE as EXIT_USAGE
 
 if TYPE_CHECKING:
-    from mlproject.runner.data.pins import Pin
+    from mlproject.runner.data.pins import DataPin
     from mlproject.runner.envs.store import Hold
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -39,7 +40,7 @@ class Options:
     pull: bool = False  # materialize pinned data that does not match before running
 
 
-def _check_data(plan: Plan, pins: Mapping[str, Pin], pull: bool) -> list[str]:
+def _check_data(plan: Plan, pins: Mapping[str, DataPin], pull: bool) -> list[str]:
     """Every pinned input the steps read must match its pin (pulled first with --pull)."""
     used = [pins[name] for name in dict.fromkeys(n for s in plan.steps for n in s.data) if name in pins]
     if not used:
@@ -58,7 +59,7 @@ def _check_data(plan: Plan, pins: Mapping[str, Pin], pull: bool) -> list[str]:
     return []
 
 
-def _data_changed(plan: Plan, step: Step, pins: Mapping[str, Pin]) -> str | None:
+def _data_changed(plan: Plan, step: Step, pins: Mapping[str, DataPin]) -> str | None:
     """Why the pinned data `step` reads no longer matches its pin, checked right before it runs
     (a step before it may have written over it), or None. Never pulled here: what an earlier
     step wrote is not overwritten behind the user's back."""
@@ -115,7 +116,7 @@ def preflight(plan: Plan, backend_name: str) -> list[str]:
 
 
 def execute(plan: Plan, options: Options, envs: Mapping[str, EnvFact] | None = None,
-            pins: Mapping[str, Pin] | None = None) -> int:
+            pins: Mapping[str, DataPin] | None = None) -> int:
     """Run the plan's steps in order; the exit code of the first that does not succeed, else 0."""
     problems = preflight(plan, options.backend) or _check_data(plan, pins or {}, options.pull)
     if problems:
@@ -137,7 +138,7 @@ def execute(plan: Plan, options: Options, envs: Mapping[str, EnvFact] | None = N
             done[step.entry_point] = step
             current = replace(plan, steps=tuple(done.get(s.entry_point, s) for s in plan.steps))
             if step.outputs and not options.force:
-                found = uptodate.find(plan.project, step.fingerprint, step.outputs)
+                found = uptodate.earlier_run(plan.project, step.fingerprint, step.outputs)
                 if found:
                     say(f"{step.entry_point}: up to date (run {found}); --force runs it anyway")
                     continue
@@ -158,11 +159,11 @@ def execute(plan: Plan, options: Options, envs: Mapping[str, EnvFact] | None = N
 def _realize(fact: EnvFact | None, record: dict[str, Any]) -> tuple[dict[str, str], Hold]:
     """Build (or reuse) the step's environment; the variables that run a command inside it, and
     the hold on it that keeps `env prune` away until the caller releases it (the step ended)."""
-    from mlproject.runner.envs.store import Hold, Store
+    from mlproject.runner.envs.store import EnvStore, Hold
 
     if fact is None or fact.recipe is None:
         return {}, Hold(None)
-    store = Store()
+    store = EnvStore()
     hold = store.hold(fact.recipe.key, say)  # before the check: nothing prunes it after that
     try:
         prefix, built = store.ensure(fact.recipe, say)

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mlproject.runner.hashing import canonical_digest
+from mlproject.runner.util.hashing import canonical_digest
 from mlproject.spec.model import Resources
 
 

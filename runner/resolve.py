@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlproject.runner.facts import Facts, closure
-from mlproject.runner.hashing import canonical_digest
 from mlproject.runner.plan import EnvChoice, Plan, Step, make_basis
+from mlproject.runner.util.hashing import canonical_digest
 from mlproject.spec import params, template
 from mlproject.spec.model import DataInput, EntryPoint, Spec
 
@@ -47,9 +47,7 @@ def parse_params(raw: Sequence[str]) -> dict[str, str]:
 def resolve(spec: Spec, overrides: Overrides, facts: Facts) -> Plan:
     target = overrides.entry_point
     if target not in spec.entry_points:
-        known = ", ".join(spec.entry_points)
-        raise ResolveError(f"no entry point {target!r} in {os.path.basename(spec.file)} "
-                           f"(declared: {known})")
+        raise ResolveError(spec.no_entry_point(target))
     user = parse_params(overrides.params)
     steps: dict[str, Step] = {}
     for name in closure(spec, target):

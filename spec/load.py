@@ -5,12 +5,27 @@ import dataclasses
 import hashlib
 import os
 from pathlib import Path
+from typing import Any, Protocol
 
-from mlproject.spec import cache
 from mlproject.spec.errors import Problem, SpecError
 from mlproject.spec.model import Spec
 
 FILE_NAME = "MLproject"
+
+
+class Cache(Protocol):
+    """Where a caller keeps what loading found before (the runner keeps it in the user cache);
+    the format itself writes nothing."""
+
+    def built(self, content: bytes, strict: bool) -> Spec | None: ...
+
+    def remember_spec(self, content: bytes, strict: bool, spec: Spec) -> None: ...
+
+    def validated(self, schema: bytes, content: bytes, strict: bool) -> list[dict[str, Any]] | None:
+        """The warnings of these exact bytes validated before, or None."""
+
+    def remember(self, schema: bytes, content: bytes, strict: bool,
+                 warnings: list[dict[str, Any]]) -> None: ...
 
 
 def _display(path: Path) -> str:
@@ -56,24 +71,27 @@ def _decode(content: bytes, display: str) -> str:
         raise SpecError([Problem(display, line, col, (), message)]) from None
 
 
-def load(path: str | os.PathLike[str] = ".", *, strict: bool = False) -> Spec:
-    """Load and validate an MLproject file (or the one in a directory). Raises SpecError only."""
+def load(path: str | os.PathLike[str] = ".", *, strict: bool = False,
+         cache: Cache | None = None) -> Spec:
+    """Load and validate an MLproject file (or the one in a directory). Raises SpecError only.
+    `cache`: what was loaded before from the same bytes (a validation, a whole Spec) is reused."""
     file = _absolute(find_spec_file(path))
     display = _display(file)
     try:
         content = file.read_bytes()
     except OSError as exc:
         raise SpecError([Problem(display, 0, 0, (), f"cannot read: {exc.strerror}")]) from None
-    built = cache.built_spec(content, strict)
+    built = cache.built(content, strict) if cache is not None else None
     if isinstance(built, Spec):  # the same bytes, loaded before: only the place differs
         warnings = tuple(dataclasses.replace(w, file=display) for w in built.warnings)
         return dataclasses.replace(built, file=str(file), root=str(file.parent), warnings=warnings)
-    spec = _build(file, display, content, strict)
-    cache.remember_spec(content, strict, spec)
+    spec = _build(file, display, content, strict, cache)
+    if cache is not None:
+        cache.remember_spec(content, strict, spec)
     return spec
 
 
-def _build(file: Path, display: str, content: bytes, strict: bool) -> Spec:
+def _build(file: Path, display: str, content: bytes, strict: bool, cache: Cache | None) -> Spec:
     from mlproject.spec import validate, yamlpos
     from mlproject.spec.build import Builder
 
@@ -87,13 +105,13 @@ def _build(file: Path, display: str, content: bytes, strict: bool) -> Spec:
                                  f"entry_points at the top level; {found}")])
 
     schema = validate.schema_text()
-    known = cache.lookup(schema, content, strict)
+    known = cache.validated(schema, content, strict) if cache is not None else None
     if known is not None:
         problems = [Problem(display, p["line"], p["col"], tuple(p["path"]), p["message"], "warning")
                     for p in known]
     else:
         problems = validate.check(doc, display, strict)
-        if not any(p.severity == "error" for p in problems):
+        if cache is not None and not any(p.severity == "error" for p in problems):
             cache.remember(schema, content, strict, [
                 {"line": p.line, "col": p.col, "path": list(p.path), "message": p.message}
                 for p in problems])

@@ -98,3 +98,10 @@ class Spec:
     resources: Resources
     entry_points: Mapping[str, EntryPoint]
     warnings: tuple[Problem, ...] = ()
+
+    def no_entry_point(self, name: str) -> str:
+        """The one message for an entry point the file does not declare."""
+        import os
+
+        return (f"no entry point {name!r} in {os.path.basename(self.file)} "
+                f"(declared: {', '.join(self.entry_points)})")

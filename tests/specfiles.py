@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mlproject.spec import Spec, SpecError, load
+from mlproject.runner.state.speccache import load_cached as load  # as the CLI loads
+from mlproject.spec import Spec, SpecError
 
 TYPES = "string, int, float, bool, path, uri"
 Cli = Callable[..., Any]  # the `cli` fixture of conftest.py

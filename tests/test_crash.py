@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 from conftest import Result, mlproject_process
-from mlproject.runner import exitcodes
 from mlproject.runner.cli import runs_cmd, schema_cmd
+from mlproject.runner.util import exitcodes
 
 LINE = re.compile(r"mlproject: internal error: (?P<what>.*) \(while running `mlproject (?P<verb>[^`]*)`\); "
                   r"the traceback is in (?P<path>\S+); please report it\n")

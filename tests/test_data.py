@@ -30,10 +30,10 @@ from mlproject.runner.data import (
     Status,
     check,
     data_status,
+    pin_input,
     pull,
     render,
     require,
-    resolve,
     rows_json,
     verify,
 )
@@ -86,37 +86,37 @@ def corrupt(path: Path, data: bytes = b"corrupted") -> None:
 
 def test_pins_follow_tags_branches_and_head(repos: Repos) -> None:
     root = str(repos.main)
-    v1 = resolve(root, DataInput("train", "data/train.csv", rev="v1"))
-    v2 = resolve(root, DataInput("train", "data/train.csv", rev="v2"))
-    head = resolve(root, DataInput("train", "data/train.csv"))
+    v1 = pin_input(root, DataInput("train", "data/train.csv", rev="v1"))
+    v2 = pin_input(root, DataInput("train", "data/train.csv", rev="v2"))
+    head = pin_input(root, DataInput("train", "data/train.csv"))
     sha1 = repos.git(repos.main, "rev-parse", "v1^{commit}").strip()
     assert v1.to_json() == {"name": "train", "path": "data/train.csv", "repo": None, "rev": "v1",
                             "sha": sha1, "md5": md5(TRAIN_V1), "size": len(TRAIN_V1), "nfiles": 1,
                             "dvc": 3}
     assert v2.md5 == head.md5 == md5(TRAIN_V2)
     assert head.sha == repos.git(repos.main, "rev-parse", "HEAD").strip() and head.rev is None
-    assert resolve(root, DataInput("t", "data/train.csv", rev=sha1[:8])).sha == sha1
-    assert resolve(root, DataInput("t", "data/train.csv", rev="main")).sha == head.sha
+    assert pin_input(root, DataInput("t", "data/train.csv", rev=sha1[:8])).sha == sha1
+    assert pin_input(root, DataInput("t", "data/train.csv", rev="main")).sha == head.sha
 
 
 def test_directory_pin_with_nested_and_unicode_names_hashes_as_dvc_does(repos: Repos) -> None:
     root = str(repos.main)
-    pin = resolve(root, DataInput("images", "images"))
+    pin = pin_input(root, DataInput("images", "images"))
     recorded = yaml.safe_load((repos.main / "images.dvc").read_text())["outs"][0]
     assert (pin.md5, pin.size, pin.nfiles) == (recorded["md5"], recorded["size"], len(IMAGES_V2))
     assert pin.md5.endswith(".dir") and pin.isdir
     # the workspace copy DVC wrote hashes to DVC's own .dir hash, unicode listing and all
     assert check(root, pin) == Status("images", "images", "matches", pin.md5, pin.md5)
-    assert resolve(root, DataInput("images", "images", rev="v1")).nfiles == len(IMAGES_V1)
+    assert pin_input(root, DataInput("images", "images", rev="v1")).nfiles == len(IMAGES_V1)
 
 
 def test_a_declared_md5_must_match_the_pin(repos: Repos) -> None:
     root = str(repos.main)
-    assert resolve(root, DataInput("train", "data/train.csv", rev="v1", md5=md5(TRAIN_V1)))
-    images = resolve(root, DataInput("images", "images"))
-    assert resolve(root, DataInput("images", "images", md5=images.md5.removesuffix(".dir")))
+    assert pin_input(root, DataInput("train", "data/train.csv", rev="v1", md5=md5(TRAIN_V1)))
+    images = pin_input(root, DataInput("images", "images"))
+    assert pin_input(root, DataInput("images", "images", md5=images.md5.removesuffix(".dir")))
     sha = repos.git(repos.main, "rev-parse", "v2").strip()
-    assert error(resolve, root, DataInput("train", "data/train.csv", rev="v2", md5=md5(TRAIN_V1))) == (
+    assert error(pin_input, root, DataInput("train", "data/train.csv", rev="v2", md5=md5(TRAIN_V1))) == (
         f"data.train: md5 {md5(TRAIN_V1)} is declared, but data/train.csv at v2 ({sha[:12]}) is "
         f"{md5(TRAIN_V2)}; set `md5: {md5(TRAIN_V2)}` if this version is intended, or change `rev:`")
 
@@ -126,7 +126,7 @@ def test_resolution_errors_say_what_to_do(repos: Repos, tmp_path: Path) -> None:
     head = repos.git(repos.main, "rev-parse", "HEAD").strip()[:12]
 
     def fails(**kwargs: str) -> str:
-        return error(resolve, root, DataInput("x", **kwargs))  # type: ignore[arg-type]
+        return error(pin_input, root, DataInput("x", **kwargs))  # type: ignore[arg-type]
 
     assert fails(path="data/train.csv", rev="v9") == (
         "data.x: revision 'v9' not found in this repository (a tag, branch or commit of it)")
@@ -144,21 +144,21 @@ def test_resolution_errors_say_what_to_do(repos: Repos, tmp_path: Path) -> None:
         "Git URL or the path of a local clone")
     plain = tmp_path / "plain"
     plain.mkdir()
-    assert error(resolve, str(plain), DataInput("x", "a.csv")) == (
+    assert error(pin_input, str(plain), DataInput("x", "a.csv")) == (
         f"data.x: {plain} is not in a Git repository: data pins are read from Git; run `git init` "
         "and commit the .dvc files")
 
 
 def test_pipeline_outputs_are_pinned_from_dvc_lock(repos: Repos) -> None:
     root = str(repos.main)
-    pin = resolve(root, DataInput("model", "pipe/work/model.bin"))  # the stage has `wdir: work`
+    pin = pin_input(root, DataInput("model", "pipe/work/model.bin"))  # the stage has `wdir: work`
     assert (pin.md5, pin.dvc) == (md5(b"model v1\n"), 3)
     assert check(root, pin).ok
 
 
 def test_a_project_below_the_top_of_its_repository(repos: Repos) -> None:
     root = str(repos.main / "pipe")  # paths are the project's; the DVC project is main/
-    pin = resolve(root, DataInput("model", "work/model.bin"))
+    pin = pin_input(root, DataInput("model", "work/model.bin"))
     assert (pin.path, pin.md5) == ("work/model.bin", md5(b"model v1\n"))
     (repos.main / "pipe" / "work" / "model.bin").unlink()
     assert check(root, pin).state == "missing"
@@ -171,8 +171,8 @@ def test_a_project_below_the_top_of_its_repository(repos: Repos) -> None:
 
 def test_pin_at_v1_with_v2_in_the_workspace_is_refused_then_pulled(repos: Repos) -> None:
     root = str(repos.main)
-    train = resolve(root, DataInput("train", "data/train.csv", rev="v1"))
-    images = resolve(root, DataInput("images", "images", rev="v1"))
+    train = pin_input(root, DataInput("train", "data/train.csv", rev="v1"))
+    images = pin_input(root, DataInput("images", "images", rev="v1"))
     assert check(root, train) == Status("train", "data/train.csv", "differs", md5(TRAIN_V1),
                                         md5(TRAIN_V2))
     found = check(root, images).found
@@ -195,7 +195,7 @@ def test_pin_at_v1_with_v2_in_the_workspace_is_refused_then_pulled(repos: Repos)
 def test_pull_into_a_fresh_clone_reads_the_local_remote(repos: Repos) -> None:
     clone = repos.clone()
     for name, path in (("train", "data/train.csv"), ("images", "images"), ("model", "pipe/work/model.bin")):
-        pin = resolve(str(clone), DataInput(name, path))
+        pin = pin_input(str(clone), DataInput(name, path))
         assert check(str(clone), pin).state == "missing"
         assert pull(str(clone), pin).ok
         assert check(str(clone), pin).ok
@@ -206,7 +206,7 @@ def test_pull_into_a_fresh_clone_reads_the_local_remote(repos: Repos) -> None:
 def test_a_corrupted_remote_object_is_refused_and_nothing_moves(repos: Repos) -> None:
     clone = repos.clone()
     before = sorted(os.listdir(clone))
-    pin = resolve(str(clone), DataInput("images", "images", rev="v1"))
+    pin = pin_input(str(clone), DataInput("images", "images", rev="v1"))
     bad = md5(IMAGES_V1["cats/k\u00e4tzchen 1.png"])
     corrupt(obj(repos.remote, bad))
     assert error(pull, str(clone), pin) == (
@@ -218,7 +218,7 @@ def test_a_corrupted_remote_object_is_refused_and_nothing_moves(repos: Repos) ->
 
 def test_a_corrupted_object_everywhere_leaves_the_workspace_as_it_was(repos: Repos) -> None:
     root = str(repos.main)
-    pin = resolve(root, DataInput("train", "data/train.csv", rev="v1"))
+    pin = pin_input(root, DataInput("train", "data/train.csv", rev="v1"))
     cache = repos.main / ".dvc" / "cache"
     corrupt(obj(cache, pin.md5), b"bad cache")
     corrupt(obj(repos.remote, pin.md5), b"bad remote")
@@ -232,7 +232,7 @@ def test_a_corrupted_object_everywhere_leaves_the_workspace_as_it_was(repos: Rep
 
 def test_a_corrupted_cache_object_falls_through_to_the_remote(repos: Repos) -> None:
     root = str(repos.main)
-    pin = resolve(root, DataInput("train", "data/train.csv", rev="v1"))
+    pin = pin_input(root, DataInput("train", "data/train.csv", rev="v1"))
     corrupt(obj(repos.main / ".dvc" / "cache", pin.md5))
     assert pull(root, pin).ok
     assert (repos.main / "data" / "train.csv").read_bytes() == TRAIN_V1
@@ -240,7 +240,7 @@ def test_a_corrupted_cache_object_falls_through_to_the_remote(repos: Repos) -> N
 
 def test_a_missing_remote_is_a_clear_error(repos: Repos) -> None:
     clone = repos.clone()
-    pin = resolve(str(clone), DataInput("train", "data/train.csv"))
+    pin = pin_input(str(clone), DataInput("train", "data/train.csv"))
     shutil.rmtree(repos.remote)
     assert error(pull, str(clone), pin) == (
         f"data.train: data/train.csv (md5 {pin.md5}) is in none of: the DVC cache of this "
@@ -256,7 +256,7 @@ def test_a_missing_remote_is_a_clear_error(repos: Repos) -> None:
 
 def test_a_dirty_workspace_is_refused_and_unsaved_changes_are_kept(repos: Repos) -> None:
     root = str(repos.main)
-    pin = resolve(root, DataInput("train", "data/train.csv"))
+    pin = pin_input(root, DataInput("train", "data/train.csv"))
     edited = repos.main / "data" / "train.csv"
     hand = b"edited by hand\n"
     edited.write_bytes(hand)
@@ -271,18 +271,18 @@ def test_a_dirty_workspace_is_refused_and_unsaved_changes_are_kept(repos: Repos)
     # safe in the cache, so pulling may replace it
     edited.write_bytes(b"a,b\n9,9\n")
     repos.dvc(repos.main, "add", "-q", "data/train.csv")
-    assert resolve(root, DataInput("train", "data/train.csv")).md5 == md5(TRAIN_V2)
+    assert pin_input(root, DataInput("train", "data/train.csv")).md5 == md5(TRAIN_V2)
     assert check(root, pin).state == "differs"
     assert pull(root, pin).ok and edited.read_bytes() == TRAIN_V2
     (repos.main / "images" / "extra.txt").write_bytes(b"extra\n")
-    images = resolve(root, DataInput("images", "images"))
+    images = pin_input(root, DataInput("images", "images"))
     assert "holds changes that are in no DVC cache" in error(pull, root, images)
 
 
 def test_dvc2_files_are_read_and_hashed_the_dvc2_way(repos: Repos) -> None:
     root = str(repos.main)
-    notes = resolve(root, DataInput("notes", "legacy/notes.txt"))
-    legacy = resolve(root, DataInput("legacy", "legacy_dir"))
+    notes = pin_input(root, DataInput("notes", "legacy/notes.txt"))
+    legacy = pin_input(root, DataInput("legacy", "legacy_dir"))
     assert (notes.dvc, legacy.dvc, notes.kind) == (2, 2, "md5-dos2unix")
     assert notes.md5 == md5(LEGACY_TEXT.replace(b"\r\n", b"\n")) != md5(LEGACY_TEXT)
     assert (legacy.nfiles, legacy.size) == (2, sum(map(len, LEGACY_DIR.values())))
@@ -320,7 +320,7 @@ def test_md5_dos2unix_reproduces_dvc2_quirks(tmp_path: Path) -> None:
 
 def test_a_warm_check_costs_stats_not_reads(repos: Repos, monkeypatch: pytest.MonkeyPatch) -> None:
     root = str(repos.main)
-    pin = resolve(root, DataInput("images", "images"))
+    pin = pin_input(root, DataInput("images", "images"))
     old = time.time() - 60  # older than the racy window: hashes are remembered
     for path in (repos.main / "images").rglob("*"):
         os.utime(path, (old, old))
@@ -336,7 +336,7 @@ def test_a_warm_check_costs_stats_not_reads(repos: Repos, monkeypatch: pytest.Mo
 
 def test_the_stat_cache_heals_and_skips_files_too_young_to_trust(repos: Repos) -> None:
     root = str(repos.main)
-    pin = resolve(root, DataInput("train", "data/train.csv"))
+    pin = pin_input(root, DataInput("train", "data/train.csv"))
     old = time.time() - 60
     os.utime(repos.main / "data" / "train.csv", (old, old))
     assert check(root, pin).ok
@@ -353,7 +353,7 @@ def test_the_stat_cache_heals_and_skips_files_too_young_to_trust(repos: Repos) -
 
 def test_a_same_size_edit_with_the_mtime_put_back_is_seen(repos: Repos) -> None:
     root = str(repos.main)
-    pin = resolve(root, DataInput("images", "images"))
+    pin = pin_input(root, DataInput("images", "images"))
     readme = repos.main / "images" / "README.md"
     old = time.time_ns() - 60 * 10**9
     for path in (repos.main / "images").rglob("*"):
@@ -367,7 +367,7 @@ def test_a_same_size_edit_with_the_mtime_put_back_is_seen(repos: Repos) -> None:
 
 def test_a_stat_cache_of_the_old_shape_is_ignored_and_rewritten(repos: Repos) -> None:
     root = str(repos.main)
-    pin = resolve(root, DataInput("train", "data/train.csv"))
+    pin = pin_input(root, DataInput("train", "data/train.csv"))
     train = repos.main / "data" / "train.csv"
     old = time.time() - 60
     os.utime(train, (old, old))
@@ -392,7 +392,7 @@ def test_a_workspace_of_dvc_symlinks_matches_its_pins(repos: Repos) -> None:
     assert (repos.main / "data" / "train.csv").is_symlink()
     assert any(p.is_symlink() for p in (repos.main / "images").rglob("*"))
     for name, path in (("images", "images"), ("train", "data/train.csv")):
-        assert check(root, resolve(root, DataInput(name, path))).ok
+        assert check(root, pin_input(root, DataInput(name, path))).ok
 
 
 @pytest.mark.parametrize(("make", "why"), [
@@ -409,14 +409,14 @@ def test_a_workspace_of_dvc_symlinks_matches_its_pins(repos: Repos) -> None:
 def test_what_dvc_would_skip_hang_on_or_crash_on_is_refused_with_a_reason(
         repos: Repos, make: Any, why: str) -> None:
     root = str(repos.main)
-    pin = resolve(root, DataInput("images", "images"))
+    pin = pin_input(root, DataInput("images", "images"))
     make(repos.main / "images")
     assert why in error(check, root, pin)
 
 
 def test_an_input_from_another_repository(repos: Repos) -> None:
     root = str(repos.main)
-    v1 = resolve(root, DataInput("ds", "ds", rev="v1", repo="../source"))
+    v1 = pin_input(root, DataInput("ds", "ds", rev="v1", repo="../source"))
     assert (v1.repo, v1.local, v1.sha) == (
         "../source", ".mlproject/data/ds/ds", repos.git(repos.source, "rev-parse", "v1").strip())
     assert check(root, v1).state == "missing"
@@ -424,7 +424,7 @@ def test_an_input_from_another_repository(repos: Repos) -> None:
     landed = repos.main / ".mlproject" / "data" / "ds" / "ds"
     assert tree(landed) == SOURCE_V1
     shutil.rmtree(repos.source / ".dvc" / "cache")  # now from its remote, at the pinned commit
-    v2 = resolve(root, DataInput("ds", "ds", rev="v2", repo="../source"))
+    v2 = pin_input(root, DataInput("ds", "ds", rev="v2", repo="../source"))
     assert check(root, v2).state == "differs"
     assert pull(root, v2).ok and tree(landed) == SOURCE_V2  # ours to replace: no --force
     assert repos.git(repos.main, "status", "--porcelain") == ""
@@ -433,7 +433,7 @@ def test_an_input_from_another_repository(repos: Repos) -> None:
 def test_a_repository_url_is_cloned_once_and_fetched_for_new_revisions(repos: Repos) -> None:
     root = str(repos.main)
     url = repos.source.as_uri()
-    v1 = resolve(root, DataInput("ds", "ds", rev="v1", repo=url))
+    v1 = pin_input(root, DataInput("ds", "ds", rev="v1", repo=url))
     [clone] = (Path(os.environ["MLPROJECT_CACHE_DIR"]) / "repos").iterdir()
     assert repos.git(clone, "rev-parse", "--is-bare-repository").strip() == "true"
     # a bare clone cannot resolve the source's relative remote: it says so
@@ -442,17 +442,17 @@ def test_a_repository_url_is_cloned_once_and_fetched_for_new_revisions(repos: Re
     repos.dvc(repos.source, "remote", "modify", "store", "url", str(repos.source_remote))
     repos.git(repos.source, "commit", "-q", "-am", "absolute remote")
     repos.git(repos.source, "tag", "v3")
-    v3 = resolve(root, DataInput("ds", "ds", rev="v3", repo=url))  # fetched: v3 is new
-    assert v3.md5 == resolve(root, DataInput("ds", "ds", rev="v2", repo=url)).md5
+    v3 = pin_input(root, DataInput("ds", "ds", rev="v3", repo=url))  # fetched: v3 is new
+    assert v3.md5 == pin_input(root, DataInput("ds", "ds", rev="v2", repo=url)).md5
     assert pull(root, v3).ok
     assert tree(repos.main / ".mlproject" / "data" / "ds" / "ds") == SOURCE_V2
     (clone / "HEAD").unlink()  # a broken clone is made again
-    assert resolve(root, DataInput("ds", "ds", rev="v1", repo=url)).sha == v1.sha
+    assert pin_input(root, DataInput("ds", "ds", rev="v1", repo=url)).sha == v1.sha
 
 
 def test_imported_data_comes_from_the_repository_it_was_imported_from(repos: Repos) -> None:
     clone = repos.clone()  # no cache, and main's remote never held the imported data
-    pin = resolve(str(clone), DataInput("imp", "imported"))
+    pin = pin_input(str(clone), DataInput("imp", "imported"))
     assert pin.md5 == yaml.safe_load((clone / "imported.dvc").read_text())["outs"][0]["md5"]
     assert pull(str(clone), pin).ok
     assert tree(clone / "imported") == SOURCE_V1
@@ -464,8 +464,8 @@ def test_other_remotes_go_through_dvc_with_the_same_verification(repos: Repos) -
     (clone / ".dvc" / "config.local").write_text(
         f"[core]\n    remote = api\n['remote \"base\"']\n    url = {repos.remote}\n"
         "['remote \"api\"']\n    url = remote://base\n")
-    images = resolve(str(clone), DataInput("images", "images", rev="v1"))
-    train = resolve(str(clone), DataInput("train", "data/train.csv"))
+    images = pin_input(str(clone), DataInput("images", "images", rev="v1"))
+    train = pin_input(str(clone), DataInput("train", "data/train.csv"))
     assert pull(str(clone), images).ok and pull(str(clone), train).ok
     assert tree(clone / "images") == IMAGES_V1
     shutil.rmtree(clone / "images")
@@ -479,9 +479,9 @@ def test_other_remotes_go_through_dvc_with_the_same_verification(repos: Repos) -
 
 def test_a_native_pull_does_not_import_dvc(repos: Repos) -> None:
     clone = repos.clone()
-    script = ("import sys\nfrom mlproject.runner.data import pull, resolve\n"
+    script = ("import sys\nfrom mlproject.runner.data import pull, pin_input\n"
               "from mlproject.spec.model import DataInput\n"
-              f"pin = resolve({str(clone)!r}, DataInput('images', 'images'))\n"
+              f"pin = pin_input({str(clone)!r}, DataInput('images', 'images'))\n"
               f"assert pull({str(clone)!r}, pin).ok\n"
               "assert not [m for m in sys.modules if m == 'dvc' or m.startswith('dvc.')]\n")
     subprocess.run([sys.executable, "-c", script], check=True, env=repos.env)
@@ -553,7 +553,7 @@ def test_run_refuses_data_that_does_not_match_then_pulls_it(repos: Repos, cli: A
     pulled = cli("run", str(root), "--pull")
     assert pulled.code == 0, pulled.err
     assert (root / "seen.txt").read_bytes() == TRAIN_V1 + b"images"
-    from mlproject.runner import records
+    from mlproject.runner.state import records
 
     record = records.list_runs(str(root))[-1]
     assert record["data"]["train"]["md5"] == md5(TRAIN_V1)

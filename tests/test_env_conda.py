@@ -22,8 +22,8 @@ import condachannel as cc
 from mlproject.runner.envs import condalock
 from mlproject.runner.envs.base import EnvError
 from mlproject.runner.envs.conda import conda_recipe, lock_conda
-from mlproject.runner.envs.store import Store
-from mlproject.spec.cache import cache_root
+from mlproject.runner.envs.store import EnvStore
+from mlproject.runner.util.files import cache_root
 from mlproject.spec.model import Environment
 
 PLATFORM = condalock.current_platform()
@@ -49,7 +49,7 @@ def test_installs_from_the_lock(locked: tuple[Path, cc.Channel], tmp_path: Path)
     recipe, warnings = conda_recipe(str(root), ENV)
     assert warnings == []
     logged: list[str] = []
-    prefix, built = Store(tmp_path / "envs").ensure(recipe, logged.append)
+    prefix, built = EnvStore(tmp_path / "envs").ensure(recipe, logged.append)
     assert built
     assert (prefix / "share" / "hello" / "hello.txt").read_text() == "hello\n"
     assert (prefix / "share" / "greeting" / "greeting.txt").read_text() == "hi\n"
@@ -62,7 +62,7 @@ def test_installs_from_the_lock(locked: tuple[Path, cc.Channel], tmp_path: Path)
     assert env["CONDA_PREFIX"] == str(prefix)
     assert subprocess.run(["hello"], env=env, capture_output=True, text=True, check=True).stdout == "hello\n"
     # the second time it is reused
-    assert Store(tmp_path / "envs").ensure(recipe, logged.append) == (prefix, False)
+    assert EnvStore(tmp_path / "envs").ensure(recipe, logged.append) == (prefix, False)
 
 
 def test_reformatting_the_lock_keeps_the_key(locked: tuple[Path, cc.Channel]) -> None:
@@ -96,7 +96,7 @@ def test_tampered_package_is_refused_and_nothing_stays(locked: tuple[Path, cc.Ch
     cc.tamper(channel, "greeting")
     found = cc._hashes(channel.archive("greeting"))["sha256"]
     recipe, _ = conda_recipe(str(root), ENV)
-    store = Store(tmp_path / "envs")
+    store = EnvStore(tmp_path / "envs")
     with pytest.raises(EnvError) as caught:
         store.ensure(recipe, lambda _: None)
     message = str(caught.value)
@@ -115,7 +115,7 @@ def test_md5_only_lock_is_checked_too(locked: tuple[Path, cc.Channel], tmp_path:
     lock.write_text(yaml.safe_dump(data))
     cc.tamper(channel, "hello")
     with pytest.raises(EnvError, match=r"package hello 1\.0 .* md5 expected"):
-        Store(tmp_path / "envs").ensure(conda_recipe(str(root), ENV)[0], lambda _: None)
+        EnvStore(tmp_path / "envs").ensure(conda_recipe(str(root), ENV)[0], lambda _: None)
 
 
 def test_stale_lock_warning_names_both_files(locked: tuple[Path, cc.Channel]) -> None:
@@ -192,7 +192,7 @@ def test_lock_without_a_solver_fails_at_once(locked: tuple[Path, cc.Channel], tm
 def test_unhealthy_when_a_record_is_removed(locked: tuple[Path, cc.Channel], tmp_path: Path) -> None:
     root, _ = locked
     recipe, _ = conda_recipe(str(root), ENV)
-    store = Store(tmp_path / "envs")
+    store = EnvStore(tmp_path / "envs")
     prefix, _ = store.ensure(recipe, lambda _: None)
     (prefix / "conda-meta" / "hello-1.0-0.json").unlink()
     assert recipe.unhealthy(prefix) == "the record of hello 1.0 (conda-meta/hello-1.0-0.json) is gone"
@@ -211,7 +211,7 @@ def test_pip_section_is_installed_with_uv(tmp_path: Path) -> None:
     recipe, warnings = conda_recipe(str(root), ENV)
     assert warnings == []
     assert recipe.describe()["pip"] == ["tinypip==1.0"]
-    prefix, _ = Store(tmp_path / "envs").ensure(recipe, lambda _: None)
+    prefix, _ = EnvStore(tmp_path / "envs").ensure(recipe, lambda _: None)
     done = subprocess.run([str(prefix / "bin" / "python"), "-c", "import sys, tinypip; print(sys.prefix, tinypip.VALUE)"],
                           capture_output=True, text=True, check=True)
     assert done.stdout.split() == [str(prefix), "42"]
@@ -225,7 +225,7 @@ def test_pip_package_with_a_wrong_hash_is_refused(tmp_path: Path) -> None:
     cc.write_lock(root / "conda-lock.yml", channel, PLATFORM, env_file, wheels=[wheel])
     wheel.write_bytes(wheel.read_bytes() + b"\0")
     recipe, _ = conda_recipe(str(root), ENV)
-    store = Store(tmp_path / "envs")
+    store = EnvStore(tmp_path / "envs")
     with pytest.raises(EnvError, match=r"^package tinypip 1\.0 \(file:.*\) does not match the lock: sha256 "):
         store.ensure(recipe, lambda _: None)
     assert not store.prefix(recipe.key).exists()
@@ -253,16 +253,16 @@ def test_packages_named_by_http_url_are_downloaded_once(locked: tuple[Path, cc.C
         base = f"http://127.0.0.1:{server.server_address[1]}"
         lock.write_text(lock.read_text().replace(channel.url, base))
         recipe, _ = conda_recipe(str(root), ENV)
-        prefix, _ = Store(tmp_path / "envs").ensure(recipe, lambda _: None)
+        prefix, _ = EnvStore(tmp_path / "envs").ensure(recipe, lambda _: None)
         assert (prefix / "share" / "hello" / "hello.txt").read_text() == "hello\n"
         shutil.rmtree(prefix)
-        Store(tmp_path / "envs").ensure(recipe, lambda _: None)
+        EnvStore(tmp_path / "envs").ensure(recipe, lambda _: None)
         assert sorted(served) == ["/noarch/greeting-2.0-0.tar.bz2", "/noarch/hello-1.0-0.tar.bz2"]
         # a server that sends other bytes: refused, and nothing of it is kept
         cc.tamper(channel, "hello")
         shutil.rmtree(cache_root() / "conda-downloads")
         with pytest.raises(EnvError, match=r"^package hello 1\.0 \(http://127\.0\.0\.1:\d+/noarch/"):
-            Store(tmp_path / "envs2").ensure(recipe, lambda _: None)
+            EnvStore(tmp_path / "envs2").ensure(recipe, lambda _: None)
     finally:
         server.shutdown()
         server.server_close()
@@ -306,7 +306,7 @@ def test_lock_with_conda_lock_against_conda_forge(tmp_path: Path) -> None:
     lock = lock_conda(str(root), ENV, print)
     recipe, warnings = conda_recipe(str(root), ENV)
     assert lock.exists() and warnings == []
-    prefix, _ = Store(tmp_path / "envs").ensure(recipe, print)
+    prefix, _ = EnvStore(tmp_path / "envs").ensure(recipe, print)
     assert (prefix / "bin" / "python").exists()
 
 
@@ -323,18 +323,18 @@ def test_mlproject_run_in_a_conda_environment(locked: tuple[Path, cc.Channel], c
     assert result.code == 0, result.err
     hello_out, prefix = (root / "out.txt").read_text().split()
     assert hello_out == "hello"
-    from mlproject.runner import records
+    from mlproject.runner.state import records
 
     record = records.list_runs(str(root))[-1]["environment"]
     assert record["prefix"] == prefix and record["built_now"] is True
     assert record["recipe"]["conda"] == ["hello=1.0", "greeting=2.0"]
     assert json.loads(cli("plan", str(root), "--json").out)["steps"][0]["environment"]["ready"]
     # a package tampered with after locking: the run fails, names it, and leaves nothing built
-    Store().prune(None)
+    EnvStore().prune(None)
     cc.tamper(channel, "greeting")
     shutil.rmtree(cache_root() / "conda-pkgs", ignore_errors=True)
     failed = cli("run", str(root))
     assert failed.code == 1
     reason = records.list_runs(str(root))[-1]["reason"]
     assert "greeting 2.0" in reason and "does not match the lock" in reason
-    assert Store().entries() == []
+    assert EnvStore().entries() == []

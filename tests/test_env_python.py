@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 from conftest import mlproject_process
-from mlproject.runner import records
 from mlproject.runner.envs import python as pyenv
 from mlproject.runner.envs.base import EnvError
-from mlproject.runner.envs.store import MARKER, Store
+from mlproject.runner.envs.store import MARKER, EnvStore
+from mlproject.runner.state import records
 from mlproject.spec.model import Environment
 
 PY = ".".join(map(str, sys.version_info[:2]))
@@ -131,7 +131,7 @@ def test_a_tampered_hash_fails_the_build_and_leaves_nothing(cli: Callable[..., A
     record = records.list_runs(str(root))[-1]
     assert record["status"] == "failed" and "environment 'train'" in record["reason"]
     assert "hash" in record["reason"].lower()
-    assert [e for e in Store().entries() if e["marker"] is None] == []
+    assert [e for e in EnvStore().entries() if e["marker"] is None] == []
 
 
 def _key(root: Path, env: Environment) -> str:
@@ -207,7 +207,7 @@ def test_env_local_ignores_the_declared_environment(cli: Callable[..., Any], pro
     root = _project(project, "six\n")
     result = cli("run", str(root), "--env", "local", "-e", "main")
     assert result.code == 0, result.err
-    assert Store().entries() == []
+    assert EnvStore().entries() == []
     assert records.list_runs(str(root))[-1]["environment"]["kind"] == "local"
     assert _where(root)[0] == sys.prefix
 
@@ -257,27 +257,27 @@ def test_a_killed_build_is_detected_and_rebuilt(cli: Callable[..., Any], project
     # for the moment the environment exists without its marker, and retry if the build won.
     root = _project(project, "six==1.16.0\nidna==3.7\ncertifi==2024.8.30\n")
     for _ in range(20):
-        Store().prune(None)
+        EnvStore().prune(None)
         child = mlproject_process("run", ".", cwd=root, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL, start_new_session=True)
         killed = False
         deadline = time.monotonic() + 30
         while child.poll() is None and time.monotonic() < deadline:
-            unfinished = [e for e in Store().entries() if e["marker"] is None]
+            unfinished = [e for e in EnvStore().entries() if e["marker"] is None]
             if unfinished and (Path(unfinished[0]["path"]) / "bin").exists():
                 os.killpg(child.pid, signal.SIGKILL)
                 killed = True
                 break
             time.sleep(0.002)
         child.wait(timeout=30)
-        if killed and [e for e in Store().entries() if e["marker"] is None]:
+        if killed and [e for e in EnvStore().entries() if e["marker"] is None]:
             break
     else:
         pytest.skip("the build always finished before it could be killed")
     result = cli("run", str(root))
     assert result.code == 0, result.err
     assert "an earlier build did not finish" in result.err
-    assert all(e["marker"] for e in Store().entries())
+    assert all(e["marker"] for e in EnvStore().entries())
 
 
 @pytest.mark.slow
@@ -289,7 +289,7 @@ def test_concurrent_runs_build_once_and_share(project: Callable[..., Path]) -> N
     assert [c.returncode for c in children] == [0] * 4, errors
     built = [r["environment"]["built_now"] for r in records.list_runs(str(root))]
     assert sorted(built) == [False, False, False, True]
-    assert len(Store().entries()) == 1
+    assert len(EnvStore().entries()) == 1
     assert sum("mlproject: building the python environment" in e for e in errors) == 1
 
 
@@ -300,9 +300,9 @@ def test_bytecode_is_compiled_once_into_uvs_cache_and_linked(tmp_path: Path) -> 
     recipe = pyenv.recipe(str(tmp_path), env, allow_resolve=True, log=lambda _: None)
     assert recipe is not None
     first: list[str] = []
-    one, _ = Store(tmp_path / "store-one").ensure(recipe, first.append)
+    one, _ = EnvStore(tmp_path / "store-one").ensure(recipe, first.append)
     second: list[str] = []
-    two, _ = Store(tmp_path / "store-two").ensure(recipe, second.append)
+    two, _ = EnvStore(tmp_path / "store-two").ensure(recipe, second.append)
     assert one != two
     compiled_first = next(m for m in first if m.startswith("bytecode:"))
     compiled_second = next(m for m in second if m.startswith("bytecode:"))

@@ -16,12 +16,12 @@ import pytest
 from conftest import mlproject_process
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mlproject.runner import records
 from mlproject.runner.envs import interpreters, requirements
 from mlproject.runner.envs import python as pyenv
 from mlproject.runner.envs.base import EnvError
-from mlproject.runner.envs.store import MARKER, Store
-from mlproject.spec.cache import cache_root
+from mlproject.runner.envs.store import MARKER, EnvStore
+from mlproject.runner.state import records
+from mlproject.runner.util.files import cache_root
 from mlproject.spec.model import Environment
 from mlproject.spec.units import seconds
 
@@ -394,7 +394,7 @@ def test_a_broken_cached_resolution_is_removed_and_resolved_again(tmp_path: Path
     (tmp_path / "requirements.txt").write_text("six\n")
     env = Environment("e", "python", python=PY, file="requirements.txt")
     wanted = pyenv.inputs(str(tmp_path), env)
-    cached = pyenv._resolution_file(wanted.digest(wanted.parse()), interpreters.find(PY))
+    cached = pyenv._resolution_file(wanted.digest(wanted.parse()), interpreters.locate(PY))
     for broken in (b"\xff", b"six>=1\n", b"{json: 1}\n", b"six==1.16.0\n"):
         cached.parent.mkdir(parents=True, exist_ok=True)
         cached.write_bytes(broken)
@@ -413,7 +413,7 @@ def test_prune_refuses_what_is_not_a_duration(cli: Callable[..., Any], project: 
     result = cli("env", "prune", f"--older-than={value}")  # `=`: argparse takes -5d for an option
     assert result.code == 2 and "Traceback" not in result.err
     assert "--older-than" in result.err and len(result.err) < 300
-    assert len(Store().entries()) == 1
+    assert len(EnvStore().entries()) == 1
 
 
 def test_durations_are_whole_or_refused() -> None:
@@ -433,7 +433,7 @@ _PY27 = sorted(Path("~/.pyenv/versions").expanduser().glob("2.7*/bin/python2.7")
 
 @pytest.mark.skipif(not _PY27, reason="no Python 2.7 under ~/.pyenv/versions on this machine")
 def test_pyenvs_python_27_is_found(cli: Callable[..., Any], project: Callable[..., Path]) -> None:
-    found = interpreters.find("2.7")
+    found = interpreters.locate("2.7")
     assert found.version.startswith("2.7.") and found.implementation == "cpython"
     assert found.path.startswith(str(_PY27[0].parent))
     root = project({"MLproject": """
@@ -481,7 +481,7 @@ def test_a_hashed_lock_that_is_not_complete_fails_the_build_naming_what_is_missi
     assert reason.startswith("environment 'train': ")
     assert ("requirements.txt is not a complete lock: what it pins needs pysocks (needed by "
             "requests[socks]); run `mlproject lock`") in reason
-    assert [e for e in Store().entries() if e["marker"] is None] == []
+    assert [e for e in EnvStore().entries() if e["marker"] is None] == []
     # the top level alone, hashed: every dependency is named
     blocks = re.split(r"\n(?=\S)", body)  # one pin and its indented hash lines each
     (root / "requirements.txt").write_text(next(b for b in blocks if b.startswith("requests==")) + "\n")
@@ -533,7 +533,7 @@ def test_any_python_env_yaml_is_read_or_refused_naming_the_file(tmp_path: Path, 
 def test_a_store_that_cannot_be_used_fails_the_step_with_why(
         cli: Callable[..., Any], project: Callable[..., Path]) -> None:
     root = _bare_project(project)
-    store = Store().root
+    store = EnvStore().root
     store.mkdir(parents=True)
     (store / ".locks").write_text("not a directory")
     result = cli("run", str(root))

@@ -18,10 +18,11 @@ import pytest
 from conftest import git_init, mlproject_process, write_project
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mlproject.runner import metrics, records
-from mlproject.runner.gitstate import CodeState
-from mlproject.spec import load
-from mlproject.spec.cache import built_spec, cache_root
+from mlproject.runner.facts.gitstate import CodeState
+from mlproject.runner.state import metrics, records
+from mlproject.runner.state.speccache import built_spec
+from mlproject.runner.state.speccache import load_cached as load  # the cache is what is tested
+from mlproject.runner.util.files import cache_root
 
 TRIVIAL = {"MLproject": """
     name: t

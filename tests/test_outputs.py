@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 from conftest import git_init, mlproject_process
-from mlproject.runner import records
+from mlproject.runner.state import records
 
 _SURVEY = """
 import json, sys
-from mlproject.runner.uptodate import survey
+from mlproject.runner.state.uptodate import survey
 found = survey(sys.argv[1], tuple(sys.argv[2:]))
 print(json.dumps({"hashes": found.hashes, "problems": found.problems}))
 """

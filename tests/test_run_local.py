@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 from conftest import git_init, mlproject_process
-from mlproject.runner import records
-from mlproject.runner.limits import MemoryLimit
+from mlproject.runner.backends.local.cgroups import MemoryLimit
+from mlproject.runner.state import records
 
 
 def _only_record(root: Path) -> dict[str, Any]:
@@ -402,7 +402,7 @@ def test_memory_limit_not_enforceable_is_reported(cli: Callable[..., Any], proje
                                                   monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # Point the cgroup roots at plain directories: the OS refuses nothing, there is just no
     # controller, exactly as on a machine without cgroups.
-    from mlproject.runner import limits
+    from mlproject.runner.backends.local import cgroups as limits
 
     monkeypatch.setattr(limits, "_V1", tmp_path / "no-v1")
     monkeypatch.setattr(limits, "_V2", tmp_path / "no-v2")

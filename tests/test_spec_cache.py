@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 from conftest import SHARED_CORPUS
-from mlproject.spec import SpecError, load
-from mlproject.spec.cache import built_spec, cache_root, spec_from_json, spec_to_json
+from mlproject.runner.state.speccache import built_spec, spec_from_json, spec_to_json
+from mlproject.runner.state.speccache import load_cached as load  # the cache is what is tested
+from mlproject.runner.util.files import cache_root
+from mlproject.spec import SpecError
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = sorted(p for p in SHARED_CORPUS.glob("*") if p.name.lower().endswith(
@@ -59,3 +61,16 @@ def test_no_module_of_the_package_imports_pickle() -> None:
              if re.search(r"^\s*(import\s+(c?pickle|shelve|marshal)\b|from\s+(c?pickle|shelve)\s+import)",
                           line)]
     assert found == []
+
+
+def test_the_format_alone_writes_nothing(tmp_path: Path) -> None:
+    """`mlproject.spec.load` without a cache reads the file and nothing else: the cache is the
+    runner's (the CLI hands it in)."""
+    from mlproject.spec import load as load_format
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "MLproject").write_text("entry_points:\n  main: {command: echo}\n")
+    spec = load_format(project)
+    assert spec.entry_points["main"].name == "main"
+    assert not cache_root().exists() or not any(cache_root().rglob("*.json"))

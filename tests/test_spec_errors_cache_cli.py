@@ -11,8 +11,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from mlproject.spec import SpecError, load
-from mlproject.spec.cache import cache_root
+from mlproject.runner.state.speccache import load_cached as load  # the cache is what is tested
+from mlproject.runner.util.files import cache_root
+from mlproject.spec import SpecError
 from specfiles import IGNORED, TYPES, Cli, warnings, write
 
 # -- the cache of validated files -------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import mlproject_process
-from mlproject.runner import records
+from mlproject.runner.state import records
 
 PY = ".".join(map(str, sys.version_info[:2]))
 
@@ -381,7 +381,7 @@ def test_a_log_past_the_file_size_limit_stops_the_step_and_completes_the_record(
 
 
 def _cgroup_here() -> str | None:
-    from mlproject.runner.limits import Cgroup
+    from mlproject.runner.backends.local.cgroups import Cgroup
 
     group = Cgroup.track(f"mlproject-probe-{os.getpid()}")
     if group is None:

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 from conftest import git_init
-from mlproject.runner import facts, records
+from mlproject.runner import facts
+from mlproject.runner.state import records
 
 # `prepare` writes what it finds in prep.src (git-ignored, so outside the code state), or a
 # fresh random value when told to; `main` doubles it.

@@ -6,7 +6,7 @@ import importlib
 from mlproject.runner.backends.base import Backend
 
 _REGISTRY = {
-    "local": ("mlproject.runner.backends.local", "LocalBackend"),
+    "local": ("mlproject.runner.backends.local.backend", "LocalBackend"),
 }
 
 

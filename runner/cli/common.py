@@ -4,11 +4,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mlproject.runner import exitcodes
-from mlproject.runner.console import say
 from mlproject.runner.facts import Facts
 from mlproject.runner.plan import Plan
-from mlproject.spec import Spec, SpecError, load
+from mlproject.runner.util import exitcodes
+from mlproject.runner.util.console import say
+from mlproject.spec import Spec, SpecError
 
 EXIT_USAGE = exitcodes.USAGE  # the name the verbs import from here
 
@@ -20,8 +20,10 @@ def error(message: str) -> int:
 
 def load_spec(args: argparse.Namespace) -> Spec | SpecError:
     """The spec, its warnings printed; or the error, already printed."""
+    from mlproject.runner.state.speccache import load_cached
+
     try:
-        spec = load(args.path, strict=args.strict)
+        spec = load_cached(args.path, strict=args.strict)
     except SpecError as exc:
         sys.stderr.write(f"{exc}\n")
         return exc
@@ -36,10 +38,11 @@ def make_plan(args: argparse.Namespace, *, allow_resolve: bool = False,
     reporting why there is none. `allow_resolve`: unlocked environments may be resolved now.
     `observe`: fingerprints from what the steps would receive from the workspace as it is now
     (`run` takes them again right before each step instead)."""
-    from mlproject.runner import facts, proc
+    from mlproject.runner import facts
     from mlproject.runner.data import DataError
     from mlproject.runner.envs.base import EnvError
     from mlproject.runner.resolve import Overrides, ResolveError, resolve
+    from mlproject.runner.util import proc
 
     spec = load_spec(args)
     if isinstance(spec, SpecError):

@@ -6,7 +6,7 @@ import json
 import sys
 
 from mlproject.runner.cli.common import EXIT_USAGE, error, load_spec
-from mlproject.runner.console import say
+from mlproject.runner.util.console import say
 from mlproject.spec import SpecError
 
 

@@ -7,19 +7,19 @@ import sys
 import time
 
 from mlproject.runner.cli.common import EXIT_USAGE, error, load_spec
-from mlproject.runner.console import say
-from mlproject.runner.envs.store import Store
+from mlproject.runner.envs.store import EnvStore
+from mlproject.runner.util.console import say
 from mlproject.spec import SpecError
 from mlproject.spec.units import seconds
 
 
 def _list(args: argparse.Namespace) -> int:
-    entries = Store().entries()
+    entries = EnvStore().entries()
     if args.json:
         sys.stdout.write(json.dumps(entries, indent=2) + "\n")
         return 0
     if not entries:
-        say(f"no environments in {Store().root}")
+        say(f"no environments in {EnvStore().root}")
         return 0
     now = time.time()
     for entry in entries:
@@ -46,8 +46,7 @@ def _path(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     entry = spec.entry_points.get(args.entry_point)
     if entry is None:
-        declared = ", ".join(spec.entry_points)
-        return error(f"no entry point {args.entry_point!r} (declared: {declared})")
+        return error(spec.no_entry_point(args.entry_point))
     if entry.environment is None:
         return error(f"entry point {entry.name!r} declares no environment: it runs in the "
                      "current interpreter")
@@ -55,7 +54,7 @@ def _path(args: argparse.Namespace) -> int:
         recipe = recipe_for(spec.root, spec.environments[entry.environment], allow_resolve=True,
                             log=say)
         assert recipe is not None  # resolving is allowed here
-        prefix, _ = Store().ensure(recipe, say)
+        prefix, _ = EnvStore().ensure(recipe, say)
     except EnvError as exc:
         return error(f"environment {entry.environment!r}: {exc}")
     print(prefix)
@@ -75,9 +74,9 @@ def _prune(args: argparse.Namespace) -> int:
             return error(f"--older-than {shown!r}: expected more than nothing (without "
                          "--older-than, every environment not in use is removed)")
     try:
-        removed, held = Store().prune(older)
+        removed, held = EnvStore().prune(older)
     except OSError as exc:
-        return error(f"cannot prune {Store().root}: {exc.strerror or exc}")
+        return error(f"cannot prune {EnvStore().root}: {exc.strerror or exc}")
     for path in removed:
         print(path)
     for path in held:

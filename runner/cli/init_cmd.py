@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from mlproject.runner.cli.common import error
-from mlproject.runner.hashing import shown
+from mlproject.runner.util.hashing import shown
 
 _SKIP = {"__init__.py", "__pycache__"}
 _SPEC = "MLproject"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from mlproject.runner.cli.common import EXIT_USAGE, error, load_spec
-from mlproject.runner.console import say
 from mlproject.runner.envs.base import EnvError
 from mlproject.runner.facts import closure
+from mlproject.runner.util.console import say
 from mlproject.spec import SpecError
 
 
@@ -16,8 +16,7 @@ def main(args: argparse.Namespace) -> int:
     if isinstance(spec, SpecError):
         return EXIT_USAGE
     if args.entry_point is not None and args.entry_point not in spec.entry_points:
-        declared = ", ".join(spec.entry_points)
-        return error(f"no entry point {args.entry_point!r} (declared: {declared})")
+        return error(spec.no_entry_point(args.entry_point))
     if args.entry_point is None:
         names = list(spec.environments)
     else:

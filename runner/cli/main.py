@@ -1,7 +1,7 @@
 """`mlproject`: the command line. Parsers live here (argparse only, so `--help` stays fast);
 each verb's work lives in its own module, imported when that verb runs.
 
-Exit codes (the table is `mlproject.runner.exitcodes`): 0 ok; the step's own code when a step
+Exit codes (the table is `mlproject.runner.util.exitcodes`): 0 ok; the step's own code when a step
 fails (1 when it has none, 124 on timeout); 2 usage error, invalid MLproject, or a run that cannot
 start; 70 an internal error of mlproject (one line on stderr names it and the crash log that
 holds the traceback; MLPROJECT_DEBUG=1 shows the traceback instead); 130 interrupted.
@@ -15,9 +15,9 @@ import sys
 from collections.abc import Callable, Sequence
 
 from mlproject.runner import __version__
-from mlproject.runner.exitcodes import INTERNAL as EXIT_INTERNAL
-from mlproject.runner.exitcodes import INTERRUPTED as EXIT_INTERRUPTED
-from mlproject.runner.exitcodes import USAGE as EXIT_USAGE
+from mlproject.runner.util.exitcodes import INTERNAL as EXIT_INTERNAL
+from mlproject.runner.util.exitcodes import INTERRUPTED as EXIT_INTERRUPTED
+from mlproject.runner.util.exitcodes import USAGE as EXIT_USAGE
 
 
 def _project_args(parser: argparse.ArgumentParser, *, entry: bool = True) -> None:
@@ -156,7 +156,7 @@ def _crash_log(exc: BaseException, argv: Sequence[str]) -> str:
     import time
     import traceback
 
-    from mlproject.spec.cache import cache_root, write_atomic
+    from mlproject.runner.util.files import cache_root, write_atomic
 
     text = "".join([
         f"argv: {['mlproject', *argv]!r}\n",

@@ -10,8 +10,8 @@ import os
 import sys
 from typing import Any
 
-from mlproject.runner import records
 from mlproject.runner.cli.common import error
+from mlproject.runner.state import records
 
 _SHOWN_CANDIDATES = 10
 

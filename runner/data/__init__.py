@@ -12,7 +12,7 @@ import importlib
 from typing import Any
 
 _WHERE = {
-    "DataError": "pins", "Pin": "pins", "resolve": "pins", "resolve_all": "pins",
+    "DataError": "pins", "DataPin": "pins", "pin_input": "pins", "pin_inputs": "pins",
     "workspace_path": "pins", "pull": "pull", "Row": "status", "data_status": "status",
     "render": "status", "rows_json": "status", "Status": "verify", "check": "verify",
     "require": "verify",

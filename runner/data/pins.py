@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from mlproject.runner import proc
-from mlproject.spec.cache import cache_root
+from mlproject.runner.util import proc
+from mlproject.runner.util.files import cache_root
 from mlproject.spec.model import DataInput
 
 Log = Callable[[str], None]
@@ -33,7 +33,7 @@ class DataError(Exception):
 
 
 @dataclass(frozen=True)
-class Pin:
+class DataPin:
     name: str
     path: str  # '/'-separated; in the project for its own repository, else in that repository
     repo: str | None  # as declared; None: the project's own repository
@@ -63,7 +63,7 @@ class Pin:
         return asdict(self)
 
 
-def workspace_path(root: str, pin: Pin) -> str:
+def workspace_path(root: str, pin: DataPin) -> str:
     return os.path.join(root, *pin.local.split("/"))
 
 
@@ -229,7 +229,7 @@ def _candidates(repo: GitRepo, sha: str, path: str) -> Iterator[tuple[str, bytes
             yield name, repo.blob(sha, name) or b""
 
 
-def find(repo: GitRepo, sha: str, path: str, label: str, rev: str) -> Found:
+def tracking_output(repo: GitRepo, sha: str, path: str, label: str, rev: str) -> Found:
     """The output that tracks `path` at `sha`: `<path>.dvc` first (one read), else any `.dvc`
     file or `dvc.lock` that mentions the path's names (one `git grep`)."""
     for name, text in _candidates(repo, sha, path):
@@ -244,7 +244,7 @@ def find(repo: GitRepo, sha: str, path: str, label: str, rev: str) -> Found:
                     f"{path}` and commit the .dvc file")
 
 
-def resolve(root: str, data: DataInput, log: Log = quiet) -> Pin:
+def pin_input(root: str, data: DataInput, log: Log = quiet) -> DataPin:
     """The pin of one declared input; raises DataError."""
     label = f"data.{data.name}"
     path = _norm(data.path, label)
@@ -262,7 +262,7 @@ def resolve(root: str, data: DataInput, log: Log = quiet) -> Pin:
     if sha is None:
         hint = "commit first" if data.rev is None else "a tag, branch or commit of it"
         raise DataError(f"{label}: revision {rev!r} not found in {repo.where} ({hint})")
-    found = find(repo, sha, path, label, rev)
+    found = tracking_output(repo, sha, path, label, rev)
     md5 = found.out.get("md5")
     if not isinstance(md5, str) or not re.fullmatch(r"[0-9a-f]{32}(\.dir)?", md5):
         raise DataError(f"{label}: {found.dvcfile} at {rev} records no md5 for {path}; run "
@@ -272,7 +272,7 @@ def resolve(root: str, data: DataInput, log: Log = quiet) -> Pin:
         raise DataError(f"{label}: {found.dvcfile} hashes {path} with {algorithm!r}; only md5 "
                         "(DVC 3) and md5-dos2unix (DVC 2) are supported")
     size, nfiles = found.out.get("size"), found.out.get("nfiles")
-    pin = Pin(name=data.name, path=path, repo=data.repo, rev=data.rev, sha=sha, md5=md5,
+    pin = DataPin(name=data.name, path=path, repo=data.repo, rev=data.rev, sha=sha, md5=md5,
               size=size if isinstance(size, int) else None,
               nfiles=(nfiles if isinstance(nfiles, int) else None) if md5.endswith(".dir") else 1,
               dvc=3 if algorithm == "md5" else 2)
@@ -282,5 +282,5 @@ def resolve(root: str, data: DataInput, log: Log = quiet) -> Pin:
     return pin
 
 
-def resolve_all(root: str, inputs: Mapping[str, DataInput], log: Log = quiet) -> dict[str, Pin]:
-    return {name: resolve(root, data, log) for name, data in inputs.items()}
+def pin_inputs(root: str, inputs: Mapping[str, DataInput], log: Log = quiet) -> dict[str, DataPin]:
+    return {name: pin_input(root, data, log) for name, data in inputs.items()}

@@ -17,11 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from mlproject.runner import records
 from mlproject.runner.data import pins
-from mlproject.runner.data.pins import DataError, Log, Pin, workspace_path
+from mlproject.runner.data.pins import DataError, DataPin, Log, workspace_path
 from mlproject.runner.data.verify import CHUNK, Status, StreamHash, check
-from mlproject.runner.hashing import dir_md5
+from mlproject.runner.state import records
+from mlproject.runner.util.hashing import dir_md5
 
 _THREADS = min(8, os.cpu_count() or 1)
 
@@ -31,7 +31,7 @@ class _Missing(Exception):
 
 
 @dataclass(frozen=True)
-class Store:
+class ObjectStore:
     root: str  # a DVC cache or a local directory remote
     label: str
     cache: bool = False
@@ -44,7 +44,7 @@ class Store:
 
 @dataclass
 class Sources:
-    stores: list[Store] = field(default_factory=list)
+    stores: list[ObjectStore] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # places that could not be searched, and why
     api: tuple[str, str] | None = None  # (repository, path in it) for DVCFileSystem
 
@@ -101,7 +101,7 @@ def _add_repo(sources: Sources, repo: pins.GitRepo, sha: str, own: bool, remote:
     cache = config.get("cache", {}).get("dir")
     if dotdvc:
         cache_dir = os.path.join(dotdvc, cache) if cache else os.path.join(dotdvc, "cache")
-        sources.stores.append(Store(cache_dir, f"the DVC cache of {repo.where} ({cache_dir})", True))
+        sources.stores.append(ObjectStore(cache_dir, f"the DVC cache of {repo.where} ({cache_dir})", True))
     name = remote if isinstance(remote, str) else config.get("core", {}).get("remote")
     url = config.get(f"remote {name}", {}).get("url") if name else None
     if not name or not url:
@@ -119,18 +119,18 @@ def _add_repo(sources: Sources, repo: pins.GitRepo, sha: str, own: bool, remote:
     else:
         where = os.path.normpath(os.path.join(dotdvc or "", os.path.expanduser(url)))
         if os.path.isdir(where):
-            sources.stores.append(Store(where, f"remote {name!r} ({where})"))
+            sources.stores.append(ObjectStore(where, f"remote {name!r} ({where})"))
         else:
             sources.notes.append(f"the DVC remote {name!r} of {repo.where} is {where}, which does "
                                  "not exist (check `dvc remote list`, or mount it)")
 
 
-def sources(root: str, pin: Pin, log: Log = pins.quiet) -> Sources:
+def sources(root: str, pin: DataPin, log: Log = pins.quiet) -> Sources:
     """Where the pin's objects may be, in the order they are tried."""
     repo = pins.repo_of(root, pin.repo, log)
     if pin.repo is not None and pins.is_url(pin.repo) and repo.commit(pin.sha) is None:
         pins.fetch(repo, pin.sha, log)  # a pin made on another machine, newer than our clone
-    found = pins.find(repo, pin.sha, pin.path, f"data.{pin.name}", pin.rev or "HEAD")
+    found = pins.tracking_output(repo, pin.sha, pin.path, f"data.{pin.name}", pin.rev or "HEAD")
     found_sources = Sources()
     _add_repo(found_sources, repo, pin.sha, pin.repo is None, found.out.get("remote"), pin.path)
     deps = found.doc.get("deps") if isinstance(found.doc, dict) else None
@@ -162,7 +162,7 @@ def _copy(read: Callable[[int], bytes], dest: str, kind: str) -> str:
     return digest.hexdigest()
 
 
-def _fetch(md5: str, pin: Pin, stores: list[Store], dest: str, label: str) -> None:
+def _fetch(md5: str, pin: DataPin, stores: list[ObjectStore], dest: str, label: str) -> None:
     """One object, from the first place holding a sound copy; a corrupted copy in the cache
     falls through to the remote, but corruption everywhere is an error."""
     bad = []
@@ -183,7 +183,7 @@ def _fetch(md5: str, pin: Pin, stores: list[Store], dest: str, label: str) -> No
     raise _Missing(f"{label} (md5 {md5})")
 
 
-def _verified_listing(pin: Pin, body: bytes) -> list[tuple[str, str]]:
+def _verified_listing(pin: DataPin, body: bytes) -> list[tuple[str, str]]:
     try:
         listing = [(str(e["relpath"]), str(e["md5"])) for e in json.loads(body)]
     except (ValueError, KeyError, TypeError):
@@ -197,7 +197,7 @@ def _verified_listing(pin: Pin, body: bytes) -> list[tuple[str, str]]:
     return listing
 
 
-def _native(pin: Pin, stores: list[Store], stage: str) -> None:
+def _native(pin: DataPin, stores: list[ObjectStore], stage: str) -> None:
     if not pin.isdir:
         _fetch(pin.md5, pin, stores, stage, pin.local)
         return
@@ -222,7 +222,7 @@ def _native(pin: Pin, stores: list[Store], stage: str) -> None:
             raise
 
 
-def _with_dvc(pin: Pin, repo: str, path: str, stage: str) -> None:
+def _with_dvc(pin: DataPin, repo: str, path: str, stage: str) -> None:
     """Through DVC's public API, for remotes that are not a local directory, verified the same."""
     try:
         from dvc.api import DVCFileSystem  # type: ignore[import-untyped,unused-ignore]
@@ -253,14 +253,14 @@ def _with_dvc(pin: Pin, repo: str, path: str, stage: str) -> None:
                         f"{dir_md5(listing)}, not {pin.md5}; nothing was changed")
 
 
-def _unsaved(root: str, pin: Pin, status: Status, found: Sources) -> bool:
+def _unsaved(root: str, pin: DataPin, status: Status, found: Sources) -> bool:
     """Whether the workspace copy is in no DVC cache, so that replacing it would lose it."""
     if status.found is None or pin.repo is not None:
         return False  # inputs of other repositories live in .mlproject/data, ours to replace
     return not any(os.path.exists(s.object(status.found, pin.dvc)) for s in found.stores if s.cache)
 
 
-def pull(root: str, pin: Pin, *, force: bool = False, log: Log = pins.quiet) -> Status:
+def pull(root: str, pin: DataPin, *, force: bool = False, log: Log = pins.quiet) -> Status:
     """Make the workspace copy the pinned version; raises DataError and leaves it untouched."""
     status = check(root, pin)
     if status.ok:

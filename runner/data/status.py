@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mlproject.runner.data.pins import DataError, Log, Pin, quiet, resolve
+from mlproject.runner.data.pins import DataError, DataPin, Log, pin_input, quiet
 from mlproject.runner.data.verify import Status, check
 from mlproject.spec.model import DataInput
 
@@ -17,7 +17,7 @@ from mlproject.spec.model import DataInput
 @dataclass(frozen=True)
 class Row:
     name: str
-    pin: Pin | None
+    pin: DataPin | None
     status: Status | None
     error: str | None = None
 
@@ -36,7 +36,7 @@ def data_status(root: str, inputs: Mapping[str, DataInput], log: Log = quiet) ->
     rows = []
     for name, data in inputs.items():
         try:
-            pin = resolve(root, data, log)
+            pin = pin_input(root, data, log)
             rows.append(Row(name, pin, check(root, pin)))
         except DataError as exc:
             rows.append(Row(name, None, None, str(exc)))

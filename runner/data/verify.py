@@ -18,9 +18,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from mlproject.runner import records
-from mlproject.runner.data.pins import DataError, Pin, workspace_path
-from mlproject.runner.hashing import (
+from mlproject.runner.data.pins import DataError, DataPin, workspace_path
+from mlproject.runner.state import records
+from mlproject.runner.util.files import write_atomic
+from mlproject.runner.util.hashing import (
     ContentHash,
     Links,
     Unhashable,
@@ -31,7 +32,6 @@ from mlproject.runner.hashing import (
     shown,
     walk,
 )
-from mlproject.spec.cache import write_atomic
 
 CHUNK = 1 << 20  # DVC 2 read (and converted CRLF in) chunks of exactly this size
 _SNIFF = 512  # DVC 2 judged a whole file text or binary by its first 512 bytes
@@ -197,7 +197,7 @@ class Status:
         return asdict(self)
 
 
-def check(root: str, pin: Pin) -> Status:
+def check(root: str, pin: DataPin) -> Status:
     path = workspace_path(root, pin)
     if not os.path.lexists(path):
         return Status(pin.name, pin.local, "missing", pin.md5, None)
@@ -213,7 +213,7 @@ def check(root: str, pin: Pin) -> Status:
                   found.md5)
 
 
-def describe(pin: Pin, status: Status) -> str:
+def describe(pin: DataPin, status: Status) -> str:
     """Why a pinned input cannot be used, and the command that fixes it."""
     version = f"{pin.rev or 'HEAD'}, commit {pin.sha[:12]}"
     if pin.repo is not None:
@@ -227,7 +227,7 @@ def describe(pin: Pin, status: Status) -> str:
             f"  fix:      mlproject data pull {pin.name}   (or: mlproject run --pull)")
 
 
-def require(root: str, pins: Sequence[Pin]) -> list[Status]:
+def require(root: str, pins: Sequence[DataPin]) -> list[Status]:
     """Check every pin; raise DataError describing each one that does not match."""
     statuses = [check(root, pin) for pin in pins]
     bad = [describe(pin, status) for pin, status in zip(pins, statuses, strict=True) if not status.ok]

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from mlproject.runner.hashing import canonical_digest
+from mlproject.runner.util.hashing import canonical_digest
 
 # Bumped when the layout of built environments changes: every key changes with it.
 CACHE_FORMAT = 1

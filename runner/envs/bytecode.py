@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from mlproject.runner.envs.requirements import Pin
+from mlproject.runner.envs.requirements import PackagePin
 
 # Runs in the environment's interpreter (the .pyc files must be of its version): compile what
 # the cached wheels lack, link their .pyc files into the environment's site-packages (where uv
@@ -62,7 +62,7 @@ print(missing, linked, len(rest))
 """
 
 
-def wheel_dirs(uv_cache: Path, pins: Iterable[Pin]) -> list[str]:
+def wheel_dirs(uv_cache: Path, pins: Iterable[PackagePin]) -> list[str]:
     """The unpacked wheels in uv's cache that an environment of these pins links to."""
     found: list[str] = []
     for pin in pins:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mlproject.runner import proc
 from mlproject.runner.envs.base import EnvError, normalize
 from mlproject.runner.envs.requirements import Requirements
+from mlproject.runner.util import proc
 
 # Runs in the environment's interpreter: the values markers are evaluated against there, and
 # where its packages are. Written for any Python 3.

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlproject.runner import proc
 from mlproject.runner.envs import condalock
 from mlproject.runner.envs.base import EnvError, Log, env_key
 from mlproject.runner.envs.condalock import Lock, Locked
-from mlproject.spec.cache import cache_root
+from mlproject.runner.util import proc
+from mlproject.runner.util.files import cache_root
 from mlproject.spec.model import Environment
 
 LOCK_NAME = "conda-lock.yml"

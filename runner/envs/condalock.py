@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from mlproject.runner.envs.base import INPUT_MARK, EnvError, normalize
-from mlproject.runner.hashing import canonical_digest
-from mlproject.spec.cache import write_atomic
+from mlproject.runner.util.files import write_atomic
+from mlproject.runner.util.hashing import canonical_digest
 
 _CHUNK = 1 << 20
 _ARCHIVE = re.compile(r"(\.tar\.bz2|\.conda)$")

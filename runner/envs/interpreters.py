@@ -12,9 +12,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlproject.runner import proc
 from mlproject.runner.envs.base import EnvError
-from mlproject.spec.cache import cache_root, write_atomic
+from mlproject.runner.util import proc
+from mlproject.runner.util.files import cache_root, write_atomic
 
 # Python 2 has neither sys.implementation nor -I: the probe and its flags work on both.
 _PROBE = ("import sys, platform; print(platform.python_version() + ' ' + "
@@ -96,7 +96,7 @@ def _read_cache(path: Path) -> dict[str, list[str]]:
             if isinstance(v, list) and len(v) == 2 and all(isinstance(x, str) for x in v)}
 
 
-def find(request: str | None) -> Interpreter:
+def locate(request: str | None) -> Interpreter:
     """The newest interpreter matching the request (the current one when none is asked for)."""
     if request is None:
         request = ".".join(map(str, sys.version_info[:2]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlproject.runner.envs.base import EnvError, normalize
-from mlproject.runner.envs.requirements import Pin, Requirements
+from mlproject.runner.envs.requirements import PackagePin, Requirements
 
 
 def parse_pylock(text: str, origin: str) -> Requirements:
@@ -24,7 +24,7 @@ def parse_pylock(text: str, origin: str) -> Requirements:
     return Requirements(ordered, (), (), tuple(sorted({p.name for p in pins})))
 
 
-def _pin(package: Any, where: str) -> Pin:
+def _pin(package: Any, where: str) -> PackagePin:
     if not isinstance(package, dict) or not isinstance(package.get("name"), str):
         raise EnvError(f"{where}: expected a table with a name")
     marker = package.get("marker")
@@ -40,5 +40,5 @@ def _pin(package: Any, where: str) -> Pin:
         if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
             raise EnvError(f"{where}: each file's hashes must be a table of strings")
         hashes += (f"{algo}:{value}" for algo, value in found.items())
-    return Pin(normalize(package["name"]), str(package.get("version", "")), tuple(sorted(hashes)),
+    return PackagePin(normalize(package["name"]), str(package.get("version", "")), tuple(sorted(hashes)),
                marker)

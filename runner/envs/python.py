@@ -14,15 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlproject.runner import proc
 from mlproject.runner.envs import bytecode, complete, interpreters, reqsyntax, requirements
 from mlproject.runner.envs.base import INPUT_MARK, EnvError, Log, env_key
 from mlproject.runner.envs.pyinputs import Inputs as Inputs  # re-exported: callers ask here
 from mlproject.runner.envs.pyinputs import digest as digest
 from mlproject.runner.envs.pyinputs import inputs as inputs
 from mlproject.runner.envs.requirements import Requirements
-from mlproject.runner.hashing import canonical_digest
-from mlproject.spec.cache import cache_root, write_atomic
+from mlproject.runner.util import proc
+from mlproject.runner.util.files import cache_root, write_atomic
+from mlproject.runner.util.hashing import canonical_digest
 from mlproject.spec.model import Environment
 
 LOCK_HEADER = "# Written by `mlproject lock`"
@@ -131,7 +131,7 @@ def recipe(root: str, env: Environment, *, allow_resolve: bool, log: Log) -> Pyt
     """The recipe of a python environment; None when it is unlocked and resolving is not allowed
     here (`plan` resolves nothing)."""
     wanted = inputs(root, env)
-    interpreter = interpreters.find(wanted.python)
+    interpreter = interpreters.locate(wanted.python)
     if interpreter.version.split(".")[0] == "2":
         raise EnvError(f"Python {interpreter.version} is installed ({interpreter.path}), but uv "
                        "makes environments for Python 3 only: use a Python 3 (`python:`), or "
@@ -242,7 +242,7 @@ def write_lock(root: str, env: Environment, log: Log) -> Path:
     if wanted.origin is None or wanted.default_lock is None:
         raise EnvError("it declares no requirements to lock")
     asked = wanted.parse()  # refused here, where it is cheap, rather than by uv
-    interpreter = interpreters.find(wanted.python)
+    interpreter = interpreters.locate(wanted.python)
     lock = wanted.default_lock
     try:
         mine = not lock.exists() or LOCK_HEADER in lock.read_bytes().decode("utf-8", "replace")

@@ -36,7 +36,7 @@ def recipe_for(root: str, env: Environment, *, allow_resolve: bool, log: Log) ->
 
 
 def gather(root: str, env: Environment, *, allow_resolve: bool, log: Log) -> EnvFact:
-    from mlproject.runner.envs.store import Store
+    from mlproject.runner.envs.store import EnvStore
 
     detail = str(env.image or env.file or f"python {env.python}")
     if env.kind == "docker":  # a backend's business (the local one refuses it at run time)
@@ -52,5 +52,5 @@ def gather(root: str, env: Environment, *, allow_resolve: bool, log: Log) -> Env
         return EnvFact(env.name, env.kind, None, False, f"{detail}; not locked: resolved when run")
     for warning in getattr(found, "warnings", ()):
         log(f"warning: {warning}")
-    ready = Store().problem(found) is None
+    ready = EnvStore().problem(found) is None
     return EnvFact(env.name, env.kind, found, ready, detail)

@@ -20,7 +20,7 @@ _DIRECT = re.compile(r"^(\.|/|~|[A-Za-z][A-Za-z0-9+.-]*://|file:)|\.(whl|zip|tar
 
 
 @dataclass(frozen=True)
-class Pin:
+class PackagePin:
     name: str
     version: str
     hashes: tuple[str, ...] = ()
@@ -40,7 +40,7 @@ class Pin:
 
 @dataclass(frozen=True)
 class Requirements:
-    pins: tuple[Pin, ...]
+    pins: tuple[PackagePin, ...]
     loose: tuple[str, ...]  # requirements that are not pinned with == (not a lock)
     options: tuple[str, ...] = ()  # index options: where packages come from, not which
     names: tuple[str, ...] = ()  # every package the file asks for (normalized), pinned or not
@@ -77,7 +77,7 @@ class _Item:
     where: str  # file:line
     text: str  # the requirement as written
     name: str | None
-    pin: Pin | None
+    pin: PackagePin | None
     hashes: tuple[str, ...]
     direct: bool  # a URL or path: pip accepts a hash on it, but it pins no version
     editable: bool
@@ -110,7 +110,7 @@ def _requirement(text: str, hashes: tuple[str, ...], where: str, editable: bool)
     specs = list(req.specifier)
     marker = str(req.marker) if req.marker is not None else None
     if len(specs) == 1 and specs[0].operator in ("==", "===") and "*" not in specs[0].version:
-        pin = Pin(name, specs[0].version, tuple(sorted(set(hashes))), marker,
+        pin = PackagePin(name, specs[0].version, tuple(sorted(set(hashes))), marker,
                   tuple(sorted(normalize(e) for e in req.extras)))
         return _Item(where, text, name, pin, hashes, False, False)
     return _Item(where, text, name, None, hashes, False, False)

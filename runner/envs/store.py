@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mlproject.runner.envs.base import EnvError, Log, Recipe
-from mlproject.spec.cache import cache_root, write_atomic
+from mlproject.runner.util.files import cache_root, write_atomic
 
 MARKER = ".mlproject-env.json"
 USED = ".mlproject-used"
@@ -65,7 +65,7 @@ class Hold:
         self.release()
 
 
-class Store:
+class EnvStore:
     def __init__(self, root: Path | None = None) -> None:
         self.root = root or default_root()
 

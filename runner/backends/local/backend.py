@@ -14,13 +14,13 @@ import signal
 import time
 from typing import BinaryIO
 
-from mlproject.runner import console, gpus
-from mlproject.runner.backends import guard
 from mlproject.runner.backends.base import Outcome, RunContext
-from mlproject.runner.exitcodes import INTERRUPTED as EXIT_INTERRUPTED
-from mlproject.runner.exitcodes import TIMEOUT as EXIT_TIMEOUT
-from mlproject.runner.limits import Cgroup, MemoryLimit
+from mlproject.runner.backends.local import gpus, guard
+from mlproject.runner.backends.local.cgroups import Cgroup, MemoryLimit
 from mlproject.runner.plan import Step
+from mlproject.runner.util import console
+from mlproject.runner.util.exitcodes import INTERRUPTED as EXIT_INTERRUPTED
+from mlproject.runner.util.exitcodes import TIMEOUT as EXIT_TIMEOUT
 from mlproject.spec.units import format_bytes
 
 GRACE = 3.0  # seconds between SIGTERM and SIGKILL

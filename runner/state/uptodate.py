@@ -13,8 +13,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlproject.runner import records
-from mlproject.spec.cache import write_atomic
+from mlproject.runner.state import records
+from mlproject.runner.util.files import write_atomic
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def escapes(root: str, output: str) -> str | None:
         if os.path.islink(here):
             target = os.path.realpath(here)
             if os.path.commonpath([real_root, target]) != real_root:
-                from mlproject.runner.hashing import shown
+                from mlproject.runner.util.hashing import shown
 
                 how = "is" if i == len(parts) else "goes through"
                 return (f"output {output!r} {how} the link {'/'.join(parts[:i])!r} -> "
@@ -54,7 +54,7 @@ def survey(root: str, outputs: tuple[str, ...]) -> Survey:
     if not outputs:
         return Survey({})
     from mlproject.runner.data.verify import StatCache, hash_path
-    from mlproject.runner.hashing import Unhashable, shown
+    from mlproject.runner.util.hashing import Unhashable, shown
 
     hashes: dict[str, dict[str, Any] | None] = {}
     problems: dict[str, str] = {}
@@ -86,7 +86,7 @@ def hash_outputs(root: str, outputs: tuple[str, ...]) -> dict[str, dict[str, Any
     hashed; why it cannot is said on stderr (`survey` returns it, for a run record)."""
     found = survey(root, outputs)
     if found.problems:
-        from mlproject.runner.console import say
+        from mlproject.runner.util.console import say
 
         for why in found.problems.values():
             say(why)
@@ -97,7 +97,7 @@ def _entry(root: str, fingerprint: str) -> Any:
     return records.state_dir(root) / "index" / f"{fingerprint}.json"
 
 
-def find(root: str, fingerprint: str, outputs: tuple[str, ...]) -> str | None:
+def earlier_run(root: str, fingerprint: str, outputs: tuple[str, ...]) -> str | None:
     """The id of the run that makes this step up to date, if there is one."""
     try:
         entry = json.loads(_entry(root, fingerprint).read_text(encoding="utf-8"))
@@ -107,7 +107,7 @@ def find(root: str, fingerprint: str, outputs: tuple[str, ...]) -> str | None:
         return None
     if not isinstance(run_id, str) or not isinstance(recorded, dict):
         return None
-    run = records.find(root, run_id)
+    run = records.record_of(root, run_id)
     if not run or run.get("status") != "succeeded":
         return None
     if sorted(recorded) != sorted(outputs):

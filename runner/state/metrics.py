@@ -115,7 +115,7 @@ def _parse(path: Path, text: str) -> Any:
 def read(path: Path) -> tuple[dict[str, float], str | None]:
     """(metrics, problem): the numbers in the file, and what is wrong with it, if anything.
     Never raises: whatever the step left there, its record is completed."""
-    from mlproject.runner.hashing import shown
+    from mlproject.runner.util.hashing import shown
 
     label = f"metrics file {shown(path.name)}"
     try:

@@ -7,14 +7,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from mlproject.runner import gitstate
 from mlproject.runner.envs.base import normalize
 from mlproject.runner.envs.recipes import EnvFact
-from mlproject.runner.hashing import Links
+from mlproject.runner.facts import gitstate
+from mlproject.runner.util.hashing import Links
 from mlproject.spec.model import Environment, Spec
 
 if TYPE_CHECKING:
-    from mlproject.runner.data.pins import Pin
+    from mlproject.runner.data.pins import DataPin
     from mlproject.runner.plan import Plan, Step
 
 
@@ -26,7 +26,7 @@ class Facts:
     python_version: str
     platform: str
     envs: Mapping[str, EnvFact] = field(default_factory=dict)  # the environments steps use
-    data: Mapping[str, Pin] = field(default_factory=dict)  # the data inputs steps use, pinned
+    data: Mapping[str, DataPin] = field(default_factory=dict)  # the data inputs steps use, pinned
     # name==version of every distribution the local interpreter can import (steps without a
     # declared environment run with it)
     distributions: tuple[str, ...] = ()
@@ -56,14 +56,14 @@ def gather(root: str, spec: Spec | None = None, target: str = "main", *,
            env_manager: str | None = None, allow_resolve: bool = False,
            log: Callable[[str], None] = lambda _: None) -> Facts:
     envs: dict[str, EnvFact] = {}
-    data: dict[str, Pin] = {}
+    data: dict[str, DataPin] = {}
     env_inputs: dict[str, str] = {}
     if spec is not None:
         used = {d: spec.data[d] for n in closure(spec, target) for d in spec.entry_points[n].data}
         if used:
-            from mlproject.runner.data import resolve_all
+            from mlproject.runner.data import pin_inputs
 
-            data = resolve_all(root, used, log)
+            data = pin_inputs(root, used, log)
     if spec is not None and env_manager != "local":
         from mlproject.runner.envs.recipes import gather as gather_env
 
@@ -79,7 +79,7 @@ def gather(root: str, spec: Spec | None = None, target: str = "main", *,
         spec.entry_points[n].environment is None for n in closure(spec, target))
     return Facts(
         cwd=os.getcwd(),
-        code=gitstate.gather(root),
+        code=gitstate.code_state(root),
         interpreter=sys.executable,
         python_version=".".join(map(str, sys.version_info[:3])),
         platform=f"{sys.platform}-{os.uname().machine}",
@@ -102,7 +102,7 @@ def _unlocked_inputs(root: str, env: Environment, fact: EnvFact) -> str | None:
 
     try:
         wanted = python.inputs(root, env)
-        interpreter = interpreters.find(wanted.python)
+        interpreter = interpreters.locate(wanted.python)
         text = wanted.digest(wanted.parse()) if wanted.origin is not None else ""
     except EnvError:
         return None  # gather_env said it already; `run` refuses the environment

@@ -10,8 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from mlproject.runner import proc
-from mlproject.runner.hashing import canonical_digest
+from mlproject.runner.util import proc
+from mlproject.runner.util.hashing import canonical_digest
 
 STATE_DIR = ".mlproject"
 _SKIP_DIRS = {".git", STATE_DIR, "__pycache__"}
@@ -101,7 +101,7 @@ def _porcelain(output: bytes, prefix: str) -> tuple[str | None, str | None, list
     return commit, branch, rel
 
 
-def gather(root: str) -> CodeState:
+def code_state(root: str) -> CodeState:
     try:
         shown = proc.run(["git", "rev-parse", "--show-prefix"], cwd=root)
     except proc.ProcError:

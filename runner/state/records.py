@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlproject.spec.cache import write_atomic
+from mlproject.runner.util.files import write_atomic
 
 RECORD_FORMAT = "mlproject.run/1"
 STATUSES = ("running", "succeeded", "failed", "interrupted", "timeout", "crashed")
@@ -185,7 +185,7 @@ class Loaded:
 
 def load(run_dir: Path) -> Loaded:
     """The record of a run directory, checked; never raises, never blocks (a FIFO is refused)."""
-    from mlproject.runner.hashing import shown
+    from mlproject.runner.util.hashing import shown
 
     run_id = run_dir.name
     try:
@@ -268,7 +268,7 @@ def lookup(root: str, run_id: str) -> Lookup:
     return Lookup(None, tuple(p.name for p in matches))
 
 
-def find(root: str, run_id: str) -> dict[str, Any] | None:
+def record_of(root: str, run_id: str) -> dict[str, Any] | None:
     """A run's checked record by its id or a unique prefix of it; None when there is none, it
     is unusable, or the prefix names several."""
     found = lookup(root, run_id).found

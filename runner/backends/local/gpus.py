@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from mlproject.runner import proc
+from mlproject.runner.util import proc
 
 
 def visible() -> list[str]:

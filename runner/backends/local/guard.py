@@ -18,7 +18,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from mlproject.runner.limits import Cgroup
+from mlproject.runner.backends.local.cgroups import Cgroup
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36

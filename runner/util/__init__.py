@@ -1,0 +1,1 @@
+"""Small utilities every part uses: the terminal, processes, hashing, files, exit codes."""
