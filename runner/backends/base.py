@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mlproject.runner.plan import Step
+from mlproject.runner.state.status import Status
 
 
 class Interrupted(KeyboardInterrupt):
@@ -57,13 +58,15 @@ class RunContext:
     stopper: Stopper
 
 
-@dataclass
+@dataclass(frozen=True)
 class Outcome:
-    status: str  # succeeded, failed, interrupted, timeout
+    """How a step ended. A value: whoever learns more (outputs not written, a record that cannot
+    be completed) makes a new one with `dataclasses.replace`."""
+    status: Status
     exit_code: int
     signal: int | None = None
     reason: str | None = None
-    enforced: dict[str, Any] = field(default_factory=dict)  # how each resource was honoured
+    enforced: Mapping[str, Any] = field(default_factory=dict)  # how each resource was honoured
     peak_memory: int | None = None
 
 

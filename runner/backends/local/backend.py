@@ -12,12 +12,14 @@ import selectors
 import shutil
 import signal
 import time
+from dataclasses import replace
 from typing import BinaryIO
 
 from mlproject.runner.backends.base import Outcome, RunContext
 from mlproject.runner.backends.local import gpus, guard
 from mlproject.runner.backends.local.cgroups import Cgroup, MemoryLimit
 from mlproject.runner.plan import Step
+from mlproject.runner.state.status import Status
 from mlproject.runner.util import console
 from mlproject.runner.util.exitcodes import INTERRUPTED as EXIT_INTERRUPTED
 from mlproject.runner.util.exitcodes import TIMEOUT as EXIT_TIMEOUT
@@ -86,8 +88,7 @@ class LocalBackend:
         finally:
             if limit:
                 limit.remove()
-        outcome.enforced = enforced
-        return outcome
+        return replace(outcome, enforced=enforced)
 
     def _execute(self, step: Step, ctx: RunContext, env: dict[str, str],
                  limit: MemoryLimit | None) -> Outcome:
@@ -95,7 +96,7 @@ class LocalBackend:
         try:
             log = open(ctx.run_dir / "log.txt", "ab", buffering=0)  # noqa: SIM115 (closed below)
         except OSError as exc:
-            return Outcome("failed", EXIT_STATE, reason=f"the run's log cannot be written: "
+            return Outcome(Status.FAILED, EXIT_STATE, reason=f"the run's log cannot be written: "
                                                           f"{exc.strerror or exc}")
         # One cgroup holds the whole step where one can be made; the memory one serves as well
         group: Cgroup | None = limit or Cgroup.track(f"mlproject-{ctx.run_id}")
@@ -111,7 +112,7 @@ class LocalBackend:
                    log: BinaryIO) -> Outcome:
         started = time.monotonic()
         if ctx.stopper.signal is not None:  # asked to stop before it started: it never starts
-            return Outcome("interrupted", EXIT_INTERRUPTED)
+            return Outcome(Status.INTERRUPTED, EXIT_INTERRUPTED)
         guarded = guard.spawn([shell, "-c", step.command], ctx.cwd, env, group,
                               first=limit is not None)
         out, err = console.terminal(1), console.terminal(2)
@@ -178,29 +179,28 @@ class LocalBackend:
         err.drain(FLUSH)
         outcome = self._outcome(status, reported.decode(errors="replace"), guard_status, limit)
         if status == "state":
-            outcome.reason = f"stopped: {problem}"
-        outcome.peak_memory = limit.peak() if limit else None
-        return outcome
+            outcome = replace(outcome, reason=f"stopped: {problem}")
+        return replace(outcome, peak_memory=limit.peak() if limit else None)
 
     @staticmethod
     def _outcome(status: str | None, reported: str, guard_status: int,
                  limit: MemoryLimit | None) -> Outcome:
         word, _, detail = reported.strip().partition(" ")
         if word == "error":  # the guard could not start the command
-            return Outcome("failed", 127, reason=f"could not start: {detail}")
+            return Outcome(Status.FAILED, 127, reason=f"could not start: {detail}")
         if word != "status":
-            return Outcome("failed", EXIT_STATE, reason="mlproject's guard process ended "
+            return Outcome(Status.FAILED, EXIT_STATE, reason="mlproject's guard process ended "
                            f"({_describe(guard_status)}) before the step; the step was stopped")
         code = os.waitstatus_to_exitcode(int(detail))
         if status == "state":
-            return Outcome("failed", EXIT_STATE, -code if code < 0 else None)
+            return Outcome(Status.FAILED, EXIT_STATE, -code if code < 0 else None)
         if status == "interrupted":
-            return Outcome("interrupted", EXIT_INTERRUPTED, -code if code < 0 else None)
+            return Outcome(Status.INTERRUPTED, EXIT_INTERRUPTED, -code if code < 0 else None)
         if status == "timeout":
-            return Outcome("timeout", EXIT_TIMEOUT, -code if code < 0 else None,
+            return Outcome(Status.TIMEOUT, EXIT_TIMEOUT, -code if code < 0 else None,
                            "the step ran past resources.timeout")
         if code == 0:
-            return Outcome("succeeded", 0)
+            return Outcome(Status.SUCCEEDED, 0)
         # bash -c reports a killed command as 128 + signal
         signum = -code if code < 0 else (code - 128 if code > 128 else None)
         reason = None
@@ -208,4 +208,4 @@ class LocalBackend:
             reason = f"killed: memory limit {format_bytes(limit.limit)} exceeded"
         elif code < 0:
             reason = f"killed by {signal.Signals(-code).name}"
-        return Outcome("failed", code if code > 0 else 128 - code, signum if code < 0 else None, reason)
+        return Outcome(Status.FAILED, code if code > 0 else 128 - code, signum if code < 0 else None, reason)
