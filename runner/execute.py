@@ -119,7 +119,10 @@ def _run_step(plan: Plan, step: Step, backend: Any, stopper: Stopper, invocation
     outcome: Outcome
     try:
         with stopper.interruptible():  # a signal ends the build at once, and the step never starts
-            activation, hold = realize.environment(fact, record)
+            realized = realize.environment(fact)
+        if realized.prefix is not None:
+            record["environment"].update(prefix=realized.prefix, built_now=realized.built_now,
+                                         recipe=dict(realized.recipe or {}))
     except Interrupted:
         outcome = Outcome(Status.INTERRUPTED, EXIT_INTERRUPTED, reason=f"interrupted by {stopper.name} "
                           f"while environment {step.environment.name!r} was being prepared")
@@ -133,14 +136,14 @@ def _run_step(plan: Plan, step: Step, backend: Any, stopper: Stopper, invocation
         return recording.finish(plan, step, record, run_dir, started, outcome)
     say(f"$ {step.command}")
     ctx = RunContext(run_id, run_dir, plan.project, {
-        "MLPROJECT_RUN_ID": run_id, "MLPROJECT_RUN_DIR": str(run_dir), **activation,
+        "MLPROJECT_RUN_ID": run_id, "MLPROJECT_RUN_DIR": str(run_dir), **realized.activation,
     }, stopper)
     try:
         outcome = backend.run(step, ctx)
     except OSError as exc:  # the command could not be started at all
         outcome = Outcome(Status.FAILED, 127, reason=f"could not start: {exc}")
     finally:
-        hold.release()  # the step has ended: its environment may be pruned now
+        realized.hold.release()  # the step has ended: its environment may be pruned now
     return recording.finish(plan, step, record, run_dir, started, outcome)
 
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlproject.runner.envs.base import EnvError
 from mlproject.runner.envs.recipes import EnvFact
+from mlproject.runner.envs.store import Hold
 from mlproject.runner.plan import Plan, Step
 from mlproject.runner.util.console import say
 
 if TYPE_CHECKING:
     from mlproject.runner.data.pins import DataPin
-    from mlproject.runner.envs.store import Hold
 
 
 def check_data(plan: Plan, pins: Mapping[str, DataPin], pull: bool) -> list[str]:
@@ -52,13 +53,27 @@ def data_changed(plan: Plan, step: Step, pins: Mapping[str, DataPin]) -> str | N
     return None
 
 
-def environment(fact: EnvFact | None, record: dict[str, Any]) -> tuple[dict[str, str], Hold]:
-    """Build (or reuse) the step's environment; the variables that run a command inside it, and
-    the hold on it that keeps `env prune` away until the caller releases it (the step ended)."""
+@dataclass(frozen=True)
+class Realized:
+    """A step's environment, made real: what runs a command inside it, and the hold on it that
+    keeps `env prune` away until `hold.release()` (the step ended)."""
+    activation: Mapping[str, str]  # variables that run a command inside it (PATH first of all)
+    hold: Hold
+    prefix: str | None = None  # where it is built; None: nothing is built (local, an image)
+    built_now: bool = False
+    recipe: Mapping[str, Any] | None = None  # what was installed (Recipe.describe())
+    wrapper: tuple[str, ...] = ()  # argv put before the command (a kind that wraps: a container)
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        return [*self.wrapper, *argv]
+
+
+def environment(fact: EnvFact | None) -> Realized:
+    """Build (or reuse) the step's environment and hold it."""
     from mlproject.runner.envs.store import EnvStore, Hold
 
     if fact is None or fact.recipe is None:
-        return {}, Hold(None)
+        return Realized({}, Hold(None))
     store = EnvStore()
     hold = store.hold(fact.recipe.key, say)  # before the check: nothing prunes it after that
     try:
@@ -70,5 +85,5 @@ def environment(fact: EnvFact | None, record: dict[str, Any]) -> tuple[dict[str,
     except BaseException:
         hold.release()
         raise
-    record["environment"].update(prefix=str(prefix), built_now=built, recipe=fact.recipe.describe())
-    return fact.recipe.activate(prefix, os.environ), hold
+    return Realized(fact.recipe.activate(prefix, os.environ), hold, str(prefix), built,
+                    fact.recipe.describe())
