@@ -5,23 +5,25 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
 
 from mlproject.runner import backends, realize, recording
-from mlproject.runner.backends.base import Interrupted, Outcome, RunContext, Stopper
+from mlproject.runner.backends.base import (
+    Backend,
+    Interrupted,
+    Outcome,
+    RunContext,
+    Stopper,
+    SubmitError,
+)
 from mlproject.runner.envs.base import EnvError
-from mlproject.runner.envs.recipes import EnvFact
-from mlproject.runner.facts import observe
+from mlproject.runner.envs.kinds import kind
+from mlproject.runner.facts.received import received
 from mlproject.runner.plan import Plan, Step, inside
 from mlproject.runner.state import records, uptodate
 from mlproject.runner.state.status import Status
 from mlproject.runner.util.console import say
 from mlproject.runner.util.exitcodes import INTERRUPTED as EXIT_INTERRUPTED
-
-if TYPE_CHECKING:
-    from mlproject.runner.data.pins import DataPin
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -48,7 +50,7 @@ def preflight(plan: Plan, backend_name: str) -> list[str]:
         if env.problem:
             problems.append(f"entry point {step.entry_point!r}: environment {env.name!r}: "
                             f"{env.problem}")
-        elif env.kind == "docker":
+        elif kind(env.kind).needs_containers and not backend.capabilities.runs_containers:
             problems.append(
                 f"entry point {step.entry_point!r} runs in container image {env.detail} "
                 f"(environment {env.name!r}): the {backend_name} backend runs no containers; "
@@ -61,10 +63,10 @@ def preflight(plan: Plan, backend_name: str) -> list[str]:
     return problems
 
 
-def execute(plan: Plan, options: Options, envs: Mapping[str, EnvFact] | None = None,
-            pins: Mapping[str, DataPin] | None = None) -> int:
-    """Run the plan's steps in order; the exit code of the first that does not succeed, else 0."""
-    problems = preflight(plan, options.backend) or realize.check_data(plan, pins or {}, options.pull)
+def execute(plan: Plan, options: Options) -> int:
+    """Run the plan's steps in order; the exit code of the first that does not succeed, else 0.
+    The plan is all it needs: environments are rebuilt from its data, pins are its steps'."""
+    problems = preflight(plan, options.backend) or realize.check_data(plan, options.pull)
     if problems:
         raise PreflightError("\n".join(problems))
     backend = backends.get(options.backend)
@@ -79,7 +81,7 @@ def execute(plan: Plan, options: Options, envs: Mapping[str, EnvFact] | None = N
                 return EXIT_INTERRUPTED
             # The fingerprint of what this step receives, read right now: the outputs its
             # upstream steps actually left, the content its path parameters name.
-            step = observe(plan.project, planned, done, save=True,
+            step = received(plan.project, planned, done, save=True,
                            hash_outputs=uptodate.hash_outputs)
             done[step.entry_point] = step
             current = replace(plan, steps=tuple(done.get(s.entry_point, s) for s in plan.steps))
@@ -88,13 +90,13 @@ def execute(plan: Plan, options: Options, envs: Mapping[str, EnvFact] | None = N
                 if found:
                     say(f"{step.entry_point}: up to date (run {found}); --force runs it anyway")
                     continue
-            problem = None if verified else realize.data_changed(plan, step, pins or {})
+            problem = None if verified else realize.data_changed(plan, step)
             if problem:
                 return recording.refuse(current, step, invocation, backend.name, problem)
-            outcome = _run_step(current, step, backend, stopper, invocation, (envs or {}).get(
-                step.environment.name))
+            outcome = _run_step(current, step, backend, stopper, invocation)
             verified = False
             if outcome.status != "succeeded":
+                _not_run(plan, step)
                 return outcome.exit_code
         return 0
     finally:
@@ -102,8 +104,27 @@ def execute(plan: Plan, options: Options, envs: Mapping[str, EnvFact] | None = N
             signal.signal(signum, handler)
 
 
-def _run_step(plan: Plan, step: Step, backend: Any, stopper: Stopper, invocation: str,
-              fact: EnvFact | None) -> Outcome:
+def _not_run(plan: Plan, failed: Step) -> None:
+    """Say which steps the pipeline leaves out, and which of them needed the failed one."""
+    rest = [s for s in plan.steps[[s.entry_point for s in plan.steps].index(failed.entry_point)
+                                  + 1:]]
+    if not rest:
+        return
+    below = {failed.entry_point}
+    for s in rest:  # in order: a step's needs come before it
+        if below.intersection(s.needs):
+            below.add(s.entry_point)
+    needing = [s.entry_point for s in rest if s.entry_point in below]
+    others = [s.entry_point for s in rest if s.entry_point not in below]
+    parts = [f"{', '.join(needing)} (need{'s' if len(needing) == 1 else ''} "
+             f"{failed.entry_point})"] if needing else []
+    parts += [f"{', '.join(others)} (the pipeline stops at the first step that does not "
+              "succeed)"] if others else []
+    say(f"not run: {'; '.join(parts)}")
+
+
+def _run_step(plan: Plan, step: Step, backend: Backend, stopper: Stopper,
+              invocation: str) -> Outcome:
     run_dir = None
     try:  # a full, read-only or unwritable .mlproject: said before anything starts
         run_id, run_dir = records.new_run_dir(plan.project)
@@ -119,10 +140,10 @@ def _run_step(plan: Plan, step: Step, backend: Any, stopper: Stopper, invocation
     outcome: Outcome
     try:
         with stopper.interruptible():  # a signal ends the build at once, and the step never starts
-            realized = realize.environment(fact)
+            realized = realize.environment(step)
         if realized.prefix is not None:
-            record["environment"].update(prefix=realized.prefix, built_now=realized.built_now,
-                                         recipe=dict(realized.recipe or {}))
+            record = recording.built(record, realized.prefix, realized.built_now,
+                                     realized.recipe)
     except Interrupted:
         outcome = Outcome(Status.INTERRUPTED, EXIT_INTERRUPTED, reason=f"interrupted by {stopper.name} "
                           f"while environment {step.environment.name!r} was being prepared")
@@ -137,10 +158,17 @@ def _run_step(plan: Plan, step: Step, backend: Any, stopper: Stopper, invocation
     say(f"$ {step.command}")
     ctx = RunContext(run_id, run_dir, plan.project, {
         "MLPROJECT_RUN_ID": run_id, "MLPROJECT_RUN_DIR": str(run_dir), **realized.activation,
-    }, stopper)
+    }, realized.wrapper)
     try:
-        outcome = backend.run(step, ctx)
-    except OSError as exc:  # the command could not be started at all
+        submission = backend.prepare(step, ctx)
+        if stopper.signal is not None:  # asked to stop before it started: it never starts
+            outcome = Outcome(Status.INTERRUPTED, EXIT_INTERRUPTED)
+        else:
+            handle = backend.submit(submission)
+            outcome = backend.wait(submission, handle, stopper)
+    except SubmitError as exc:  # the engine refused it, or it could not be started at all
+        outcome = Outcome(Status.FAILED, exc.exit_code, reason=str(exc))
+    except OSError as exc:
         outcome = Outcome(Status.FAILED, 127, reason=f"could not start: {exc}")
     finally:
         realized.hold.release()  # the step has ended: its environment may be pruned now

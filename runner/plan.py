@@ -1,13 +1,25 @@
-"""The plan: immutable values saying exactly what would run, and why it is what it is."""
+"""The plan: immutable values saying exactly what would run, and why it is what it is.
+
+A plan is a complete value: `Plan.to_json()` ("mlproject.plan/2") holds everything a machine
+needs to execute it (the environment as data, the data pins, the command, ...), and
+`Plan.from_json` (planfile.py) reads it back strictly. Paths: the plan keeps them as they were
+where it was made (absolute, with `project`, the root they are under); `planfile.rebase` moves
+every one of them under the root of the checkout that executes it, and `run --plan` checks
+the result against a plan made there (see planfile.py). Fingerprints never hold the root."""
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlproject.runner.util.hashing import canonical_digest
 from mlproject.spec.model import Resources
+
+if TYPE_CHECKING:
+    from mlproject.runner.data.pins import DataPin
+
+PLAN_FORMAT = "mlproject.plan/2"  # 2: the environment as data, paths, the whole basis, pending
 
 
 @dataclass(frozen=True)
@@ -18,10 +30,15 @@ class EnvChoice:
     detail: str  # the interpreter, the file or the image
     ready: bool
     problem: str | None = None  # why it cannot be built here (`run` refuses; `plan` shows it)
+    # what its kind rebuilds the recipe from on the executing machine (envs/kinds.py): the
+    # interpreter asked for and found, the pins with hashes; the conda packages; the image
+    data: Mapping[str, Any] = field(default_factory=dict)
+    pending: str | None = None  # not known yet: what `run` would do (and how to do it ahead)
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "key": self.key, "detail": self.detail,
-                "ready": self.ready, "problem": self.problem}
+                "ready": self.ready, "problem": self.problem, "pending": self.pending,
+                "data": dict(self.data)}
 
 
 @dataclass(frozen=True)
@@ -47,7 +64,9 @@ class Basis:
 
     def to_json(self) -> dict[str, Any]:
         return {"covered": list(self.covered), "not_covered": list(self.not_covered),
-                "paths": dict(self.paths), "upstream": dict(self.upstream)}
+                "paths": dict(self.paths), "upstream": dict(self.upstream),
+                "fixed": dict(self.fixed), "hashed": dict(self.hashed),
+                "chained": list(self.chained)}
 
 
 @dataclass(frozen=True)
@@ -61,6 +80,8 @@ class Step:
     needs: tuple[str, ...]
     outputs: tuple[str, ...]
     metrics: str | None
+    # input -> its pin (DataPin's fields), or where it is not pinned yet, what is declared and
+    # what `run` would fetch ("pending")
     data: Mapping[str, Mapping[str, Any]]
     code: Mapping[str, Any]
     fingerprint: str  # basis.digest()
@@ -72,6 +93,20 @@ class Step:
         basis = replace(self.basis, paths=dict(paths), upstream=dict(upstream))
         return replace(self, basis=basis, fingerprint=basis.digest())
 
+    def pins(self) -> list[DataPin]:
+        """The pins of the data this step reads (those not pending)."""
+        from mlproject.runner.data.pins import DataPin
+
+        return [DataPin(**dict(pin)) for pin in self.data.values() if "pending" not in pin]
+
+    @property
+    def pending(self) -> list[str]:
+        """What `run` must acquire before this step is complete, in words."""
+        said = [f"environment {self.environment.name}: {self.environment.pending}"
+                ] if self.environment.pending else []
+        return said + [f"data {n}: {pin['pending']}" for n, pin in self.data.items()
+                       if "pending" in pin]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "entry_point": self.entry_point, "command": self.command,
@@ -80,6 +115,7 @@ class Step:
             "outputs": list(self.outputs), "metrics": self.metrics,
             "data": {k: dict(v) for k, v in self.data.items()}, "code": dict(self.code),
             "fingerprint": self.fingerprint, "fingerprint_basis": self.basis.to_json(),
+            "paths": dict(self.paths),
         }
 
 
@@ -92,13 +128,27 @@ class Plan:
     target: str
     steps: tuple[Step, ...]
     notes: tuple[str, ...] = ()
+    env_manager: str | None = None  # "local": --env local
+
+    @property
+    def pending(self) -> list[str]:
+        """What `run` must acquire before the plan is complete (each once), in words."""
+        return list(dict.fromkeys(p for s in self.steps for p in s.pending))
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "format": "mlproject.plan/1", "project": self.project, "spec": self.spec_file,
+            "format": PLAN_FORMAT, "project": self.project, "spec": self.spec_file,
             "spec_digest": self.spec_digest, "name": self.name, "target": self.target,
-            "steps": [s.to_json() for s in self.steps], "notes": list(self.notes),
+            "env_manager": self.env_manager, "steps": [s.to_json() for s in self.steps],
+            "notes": list(self.notes), "pending": self.pending,
         }
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "the plan") -> Plan:
+        """A plan read back from its JSON form, strictly (planfile.PlanFileError otherwise)."""
+        from mlproject.runner.planfile import decode
+
+        return decode(data, where)
 
 
 # What no fingerprint can see: said in every plan, so that nobody reads more into "up to date".

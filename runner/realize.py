@@ -1,25 +1,23 @@
 """The world a step needs, made real right before it runs: its environment built (or reused) and
-held, its pinned data verified (pulled first with --pull)."""
+held, its pinned data verified (pulled first with --pull). Everything comes from the plan: the
+recipe is rebuilt from the step's environment data by its kind (envs/kinds.py), the pins are the
+step's own."""
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlproject.runner.envs.base import EnvError
-from mlproject.runner.envs.recipes import EnvFact
 from mlproject.runner.envs.store import Hold
 from mlproject.runner.plan import Plan, Step
 from mlproject.runner.util.console import say
 
-if TYPE_CHECKING:
-    from mlproject.runner.data.pins import DataPin
 
-
-def check_data(plan: Plan, pins: Mapping[str, DataPin], pull: bool) -> list[str]:
+def check_data(plan: Plan, pull: bool) -> list[str]:
     """Every pinned input the steps read must match its pin (pulled first with --pull)."""
-    used = [pins[name] for name in dict.fromkeys(n for s in plan.steps for n in s.data) if name in pins]
+    used = list({pin.name: pin for s in plan.steps for pin in s.pins()}.values())
     if not used:
         return []
     from mlproject.runner.data.pins import DataError
@@ -36,11 +34,11 @@ def check_data(plan: Plan, pins: Mapping[str, DataPin], pull: bool) -> list[str]
     return []
 
 
-def data_changed(plan: Plan, step: Step, pins: Mapping[str, DataPin]) -> str | None:
+def data_changed(plan: Plan, step: Step) -> str | None:
     """Why the pinned data `step` reads no longer matches its pin, checked right before it runs
     (a step before it may have written over it), or None. Never pulled here: what an earlier
     step wrote is not overwritten behind the user's back."""
-    used = [pins[name] for name in step.data if name in pins]
+    used = step.pins()
     if not used:
         return None
     from mlproject.runner.data.pins import DataError
@@ -68,22 +66,31 @@ class Realized:
         return [*self.wrapper, *argv]
 
 
-def environment(fact: EnvFact | None) -> Realized:
-    """Build (or reuse) the step's environment and hold it."""
+def environment(step: Step) -> Realized:
+    """Build (or reuse) the step's environment, from the plan's data alone, and hold it.
+    EnvError: it cannot be built here (an interpreter of another version, another platform)."""
+    from mlproject.runner.envs.kinds import kind
     from mlproject.runner.envs.store import EnvStore, Hold
 
-    if fact is None or fact.recipe is None:
+    choice = step.environment
+    if choice.pending:  # `run` acquires before it executes: a plan that did not is a bug
+        raise EnvError(f"not known yet: {choice.pending}")
+    entry = kind(choice.kind)
+    if entry.module is not None and not choice.data:  # never fall back to the local interpreter
+        raise EnvError("the plan holds no recipe for it: make the plan again")
+    recipe = entry.from_plan(choice.data) if choice.data else None
+    if recipe is None:
         return Realized({}, Hold(None))
     store = EnvStore()
-    hold = store.hold(fact.recipe.key, say)  # before the check: nothing prunes it after that
+    hold = store.hold(recipe.key, say)  # before the check: nothing prunes it after that
     try:
-        prefix, built = store.ensure(fact.recipe, say)
+        prefix, built = store.ensure(recipe, say)
         # Right before the step: a step never falls through to the next `python` on PATH.
-        problem = store.problem(fact.recipe)
+        problem = store.problem(recipe)
         if problem is not None:
             raise EnvError(f"{prefix} cannot be used: {problem}")
     except BaseException:
         hold.release()
         raise
-    return Realized(fact.recipe.activate(prefix, os.environ), hold, str(prefix), built,
-                    fact.recipe.describe())
+    return Realized(recipe.activate(prefix, os.environ), hold, str(prefix), built,
+                    recipe.describe())

@@ -14,7 +14,8 @@ from mlproject.runner.util.hashing import canonical_digest
 from mlproject.spec import params, template
 from mlproject.spec.model import DataInput, EntryPoint, Spec
 
-FINGERPRINT_VERSION = 2  # 2: upstream outputs chained by hash, path parameters hashed
+FINGERPRINT_VERSION = 3  # 2: upstream outputs chained by hash, path parameters hashed;
+# 3: path parameters inside the project enter the command relative to it (no root in it)
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                     "NUMEXPR_NUM_THREADS", "NUMEXPR_MAX_THREADS", "VECLIB_MAXIMUM_THREADS")
 _EXTRA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
@@ -58,8 +59,11 @@ def resolve(spec: Spec, overrides: Overrides, facts: Facts) -> Plan:
     if facts.code.kind == "files":
         notes.append(f"{spec.root} is not a Git repository: the code state is a hash of its "
                      f"{len(facts.code.changes)} files")
+    if facts.data_pending:
+        notes.append(f"data {', '.join(facts.data_pending)} not pinned yet: the fingerprints of "
+                     "the steps that read it are taken again when `run` has fetched it")
     return Plan(spec.root, spec.file, spec.digest, spec.name, target, tuple(steps.values()),
-                tuple(notes))
+                tuple(notes), overrides.env_manager)
 
 
 def _values(entry: EntryPoint, given: dict[str, str], facts: Facts, root: str,
@@ -105,6 +109,22 @@ def _declared(data: DataInput) -> dict[str, Any]:
     return {"name": data.name, "path": data.path, "rev": data.rev, "repo": data.repo, "md5": data.md5}
 
 
+def _local(data: DataInput) -> str:
+    """Where an input not pinned yet will be in the workspace (as DataPin.local says)."""
+    if data.repo is None:
+        return data.path
+    from mlproject.runner.data.pins import FOREIGN_DIR
+
+    return f"{FOREIGN_DIR}/{data.name}/{data.path.rstrip('/').rsplit('/', 1)[-1]}"
+
+
+def _relative(path: str, root: str) -> str:
+    """A path parameter as the fingerprint takes it: relative to the project when inside it."""
+    if path == root or path.startswith(root.rstrip(os.sep) + os.sep):
+        return os.path.relpath(path, root)
+    return path
+
+
 def _written(spec: Spec) -> list[str]:
     """Paths the project's steps write: results, not code, whichever step declares them."""
     paths = [out for e in spec.entry_points.values() for out in e.outputs]
@@ -118,13 +138,15 @@ def _environment(spec: Spec, entry: EntryPoint, overrides: Overrides, facts: Fac
         key = canonical_digest({"kind": "local", "python": facts.interpreter,
                                 "version": facts.python_version, "platform": facts.platform,
                                 "distributions": list(facts.distributions)})
-        return EnvChoice("local", "local", key, facts.interpreter, True)
+        return EnvChoice("local", "local", key, facts.interpreter, True,
+                         data={"interpreter": facts.interpreter, "version": facts.python_version,
+                               "platform": facts.platform})
     fact = facts.envs.get(entry.environment)
     if fact is None:  # facts gathered without environments: say what is declared
         env = spec.environments[entry.environment]
         return EnvChoice(env.name, env.kind, None, str(env.image or env.file or env.python), False)
     return EnvChoice(fact.name, fact.kind, fact.recipe.key if fact.recipe else None, fact.detail,
-                     fact.ready, fact.error)
+                     fact.ready, fact.error, dict(fact.data), fact.pending)
 
 
 def _command(entry: EntryPoint, values: dict[str, str], local: dict[str, str],
@@ -153,11 +175,20 @@ def _command(entry: EntryPoint, values: dict[str, str], local: dict[str, str],
 def _step(spec: Spec, entry: EntryPoint, given: dict[str, str], overrides: Overrides,
           facts: Facts, done: dict[str, Step], target: str) -> Step:
     values, extras, paths = _values(entry, given, facts, spec.root, target)
-    # Where each input is in the workspace, and what it is: the pin when facts have it.
-    local = {n: facts.data[n].local if n in facts.data else spec.data[n].path for n in entry.data}
+    # Where each input is in the workspace, and what it is: the pin when facts have it, else
+    # what is declared, and what `run` would fetch to pin it.
+    local = {n: facts.data[n].local if n in facts.data else _local(spec.data[n])
+             for n in entry.data}
     pins = {n: facts.data[n].to_json() if n in facts.data else _declared(spec.data[n])
             for n in entry.data}
+    for name, pin in pins.items():
+        if name in facts.data_pending:
+            pin["pending"] = facts.data_pending[name]
     command = _command(entry, values, local, extras)
+    # The command the fingerprint takes: path parameters inside the project relative to it,
+    # so that the same plan made in another clone has the same fingerprints.
+    portable = command if not paths else _command(entry, {
+        **values, **{n: _relative(p, spec.root) for n, p in paths.items()}}, local, extras)
     resources = entry.resources.over(spec.resources)
     env = {"MLPROJECT_ENTRY_POINT": entry.name}
     env.update({f"MLPROJECT_DATA_{name.upper().replace('-', '_')}": path
@@ -172,7 +203,7 @@ def _step(spec: Spec, entry: EntryPoint, given: dict[str, str], overrides: Overr
     declared = None if environment.key or unlocked else spec.environments[environment.name].to_json()
     fixed = {
         "fingerprint": FINGERPRINT_VERSION, "format": spec.format, "entry_point": entry.name,
-        "command": command, "environment": unlocked or environment.key or declared,
+        "command": portable, "environment": unlocked or environment.key or declared,
         "data": {n: {"path": local[n], "md5": pin.get("md5")} for n, pin in pins.items()},
         "code": code["digest"],
     }
@@ -191,22 +222,20 @@ def _step(spec: Spec, entry: EntryPoint, given: dict[str, str], overrides: Overr
 def _coverage(environment: EnvChoice, code: dict[str, Any], facts: Facts, unlocked: str | None,
               entry: EntryPoint) -> tuple[list[str], list[str]]:
     """What the fixed part of a fingerprint covers, and what it misses, in words for `plan`."""
+    from mlproject.runner.envs.kinds import kind
+
     covered = ["command", "code (git tree + uncommitted changes)" if code["kind"] == "git"
                else "code (every file of the project)"]
-    missed = []
+    entry_kind = kind(environment.kind)
+    missed = list(entry_kind.misses)
     if environment.kind == "local":
         covered.append(f"environment (local {environment.detail} {facts.python_version}, "
                        f"{len(facts.distributions)} installed distributions)")
-        missed.append("the files of installed distributions beyond name and version "
-                      "(an editable install's code)")
     elif unlocked:
         covered.append(f"environment ({environment.name}: interpreter and requirements; the "
                        "pins resolved from them are recorded in the run)")
-    elif environment.kind == "docker":
-        covered.append(f"environment ({environment.name}: image {environment.detail} by name)")
-        missed.append("the image's content (a tag can move)")
     else:
-        covered.append(f"environment ({environment.name}: its locked pins)")
+        covered.append(entry_kind.coverage(environment.name, environment.detail))
     if entry.data:
         covered.append(f"data pins {', '.join(entry.data)} (verified right before the step)")
     return covered, missed

@@ -571,7 +571,7 @@ def test_the_pin_moves_the_fingerprint(repos: Repos, cli: Any) -> None:
 def test_data_status_and_pull_verbs(repos: Repos, cli: Any) -> None:
     root = _project(repos)
     status = cli("data", "status", str(root), "--json")
-    assert status.code == 1
+    assert status.code == 3  # exitcodes.DIFFERS
     rows = {row["name"]: row for row in json.loads(status.out)}
     assert rows["train"]["state"] == "differs" and rows["images"]["state"] == "matches"
     assert "differs (found" in cli("data", "status", str(root)).out

@@ -57,7 +57,10 @@ def test_unlocked_requirements_resolve_warn_and_record(cli: Callable[..., Any], 
     root = _project(project, "six\n")
     plan = json.loads(cli("plan", str(root), "--json").out)
     assert plan["steps"][0]["environment"]["ready"] is False
-    assert "not locked: resolved when run" in plan["steps"][0]["environment"]["detail"]
+    env = plan["steps"][0]["environment"]
+    assert env["detail"] == "requirements.txt; not locked"
+    assert env["pending"].startswith("would resolve requirements.txt with uv for Python ")
+    assert env["pending"].endswith(" (`mlproject lock` writes requirements.lock ahead)")
     result = cli("run", str(root))
     assert result.code == 0, result.err
     assert "requirements.txt is not locked" in result.err and "mlproject lock" in result.err
@@ -98,7 +101,8 @@ def test_lock_then_run_from_the_lock(cli: Callable[..., Any], project: Callable[
     # a lock file mlproject did not write is never overwritten
     lock.write_text("six==1.16.0\n")
     refused = cli("lock", str(root))
-    assert refused.code == 1 and "was not written by `mlproject lock`" in refused.err
+    assert refused.code == 4  # exitcodes.INCOMPLETE: not locked
+    assert "was not written by `mlproject lock`" in refused.err
     assert lock.read_text() == "six==1.16.0\n"
 
 
@@ -135,8 +139,8 @@ def test_a_tampered_hash_fails_the_build_and_leaves_nothing(cli: Callable[..., A
 
 
 def _key(root: Path, env: Environment) -> str:
-    recipe = pyenv.recipe(str(root), env, allow_resolve=False, log=lambda _: None)
-    assert recipe is not None
+    recipe = pyenv.observed_recipe(str(root), env, lambda _: None)
+    assert not isinstance(recipe, str)
     return recipe.key
 
 
@@ -297,8 +301,7 @@ def test_concurrent_runs_build_once_and_share(project: Callable[..., Path]) -> N
 def test_bytecode_is_compiled_once_into_uvs_cache_and_linked(tmp_path: Path) -> None:
     (tmp_path / "requirements.txt").write_text("six==1.16.0\nidna==3.7\n")
     env = Environment("e", "python", python=PY, file="requirements.txt")
-    recipe = pyenv.recipe(str(tmp_path), env, allow_resolve=True, log=lambda _: None)
-    assert recipe is not None
+    recipe = pyenv.acquired_recipe(str(tmp_path), env, lambda _: None)
     first: list[str] = []
     one, _ = EnvStore(tmp_path / "store-one").ensure(recipe, first.append)
     second: list[str] = []

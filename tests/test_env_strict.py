@@ -222,7 +222,7 @@ def test_non_utf8_requirements_are_an_error_not_a_traceback(
     assert result.code == 2 and "Traceback" not in result.err
     assert "environment 'train': requirements.txt:2: not UTF-8 (byte 0xff)" in result.err
     locked = cli("lock", str(root))
-    assert locked.code == 1
+    assert locked.code == 4  # exitcodes.INCOMPLETE: not locked
     assert "environment 'train': requirements.txt:2: not UTF-8 (byte 0xff)" in locked.err
 
 
@@ -399,7 +399,14 @@ def test_a_broken_cached_resolution_is_removed_and_resolved_again(tmp_path: Path
         cached.parent.mkdir(parents=True, exist_ok=True)
         cached.write_bytes(broken)
         said: list[str] = []
-        assert pyenv.recipe(str(tmp_path), env, allow_resolve=False, log=said.append) is None
+        # observed (`plan`): not resolved, and nothing written, nor removed, in the cache
+        pending = pyenv.observed_recipe(str(tmp_path), env, said.append)
+        assert pending == (f"would resolve requirements.txt with uv for Python "
+                           f"{interpreters.locate(PY).version} (`mlproject lock` writes "
+                           "requirements.lock ahead)")
+        assert cached.exists() and said == []
+        # where `run` resolves: removed, and said so
+        assert pyenv._cached_resolution(cached, said.append, heal=True) is None
         assert not cached.exists()
         assert said and said[0].startswith("warning: the cached resolution is broken, resolving again: ")
 

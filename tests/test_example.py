@@ -162,3 +162,32 @@ def test_the_readme_format_at_a_glance_is_valid(tmp_path: Path) -> None:
     for number, block in enumerate(blocks):
         (tmp_path / f"MLproject{number}").write_text(block, encoding="utf-8")
         assert load(tmp_path / f"MLproject{number}", strict=True).warnings == ()
+
+
+def test_what_the_example_says_environments_and_data_do_is_true(
+        cli: Callable[..., Any], project: Callable[..., Path]) -> None:
+    """The example's notes follow the code: environments are built, data is verified, an image
+    is refused by the local backend while no backend runs containers."""
+    from mlproject.runner import backends
+    from mlproject.runner.envs.kinds import EnvKind, kind
+
+    text = EXAMPLE.read_text(encoding="utf-8")
+    for stale in ("refuses to build", "later version", "come in a later", "not verified"):
+        assert stale not in text, f"MLproject.example still says {stale!r}"
+    assert kind("python").module and kind("conda").module  # built, not refused
+    containers = [n for n in backends.names() if backends.get(n).capabilities.runs_containers]
+    assert containers == [], "a backend runs containers now: update the example's notes"
+    assert kind(EnvKind.DOCKER.value).needs_containers
+    assert "A container image is refused by the local backend" in text
+    root = project({"MLproject": """
+        environments:
+          image: {docker: {image: "ghcr.io/example/churn-train:1.4"}}
+        entry_points:
+          main: {environment: image, command: "true"}
+        """})
+    refused = cli("run", str(root))
+    assert (refused.code, refused.out) == (2, "")
+    assert refused.err == (
+        "mlproject: error: cannot start:\nentry point 'main' runs in container image "
+        "ghcr.io/example/churn-train:1.4 (environment 'image'): the local backend runs no "
+        "containers; run with --env local to use the current interpreter\n")

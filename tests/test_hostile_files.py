@@ -22,6 +22,7 @@ from mlproject.runner.facts.gitstate import CodeState
 from mlproject.runner.state import metrics, records
 from mlproject.runner.state.speccache import built_spec
 from mlproject.runner.state.speccache import load_cached as load  # the cache is what is tested
+from mlproject.runner.state.status import Status
 from mlproject.runner.util.files import cache_root
 
 TRIVIAL = {"MLproject": """
@@ -285,8 +286,9 @@ def test_a_record_that_names_what_is_wrong(cli: Callable[..., Any],
     root, _ = _with_one_good_run(cli, project)
     bad = _bad_run(root, '{"id": "20990101-000000-000000-0badid", "status": 5}')
     shown = cli("runs", "show", bad, cwd=root)
-    assert shown.err.startswith(f"mlproject: error: run {bad}: run.json has status 5, not one "
-                                "of running, succeeded, failed, interrupted, timeout, crashed")
+    assert shown.err == (f"mlproject: error: run {bad}: run.json has status 5, not one of "
+                         "queued, running, succeeded, failed, interrupted, timeout, oom, "
+                         f"cancelled, crashed (in {records.runs_dir('.') / bad})\n")
 
 
 def test_text_from_a_record_reaches_the_terminal_without_its_control_characters(
@@ -421,7 +423,7 @@ def test_a_hostile_metrics_file_is_reported_and_the_record_completed(
     assert record["status"] == "succeeded" and record["ended_at"] is not None
     assert record["metrics"] == expected
     if problem is None:
-        assert "metrics_error" not in record
+        assert record["metrics_error"] is None  # mlproject.run/2 writes every key
     else:
         assert record["metrics_error"].startswith(f"metrics file {problem}")
     assert cli("runs", cwd=root).code == 0
@@ -536,7 +538,7 @@ def fast(examples: int) -> settings:
 
 scalars = (st.none() | st.booleans() | st.integers(-(10**400), 10**400)
            | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=8)
-           | st.sampled_from(list(records.STATUSES) + ["20990101-000000-000000-0badid"]))
+           | st.sampled_from([s.value for s in Status] + ["20990101-000000-000000-0badid"]))
 json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
                            | st.dictionaries(st.text(max_size=8), inner, max_size=5),
                            max_leaves=20)
@@ -578,16 +580,20 @@ def _base_project(tmp_path: Path) -> Path:
     return root
 
 
-_BASE_RECORD = {
+_BASE_RECORD = {  # every key a record has (record.schema.json), each of the type it has there
     "format": records.RECORD_FORMAT, "id": "20990101-000000-000000-0badid", "invocation": "i",
     "project": "/p", "spec": "/p/MLproject", "spec_digest": "d", "name": "t",
     "entry_point": "main", "status": "running", "started_at": "2026-01-01T00:00:00+00:00",
     "ended_at": None, "duration": 1.5, "exit_code": 0, "signal": None, "reason": None,
     "backend": "local", "command": "c", "parameters": {"a": "1"}, "fingerprint": "f",
-    "code": {"kind": "git", "dirty": True}, "environment": {}, "resources": {},
-    "data": {}, "metrics_file": "m.json", "metrics": {"a": 1.0}, "outputs": {"o": {"md5": "x"}},
-    "plan": {}, "mlproject_version": "0", "host": {"hostname": os.uname().nodename, "pid": 1,
-                                                    "pid_start": "0"}, "log": "log.txt"}
+    "code": {"kind": "git", "dirty": True},
+    "environment": {"name": "local", "kind": "local", "prefix": None, "built_now": None,
+                    "recipe": None},
+    "resources": {"requested": {"cpu": 1}, "enforced": {"cpu": "x"}, "peak_memory": None},
+    "data": {}, "metrics_file": "m.json", "metrics": {"a": 1.0}, "metrics_error": None,
+    "outputs": {"o": {"md5": "x"}}, "plan": {}, "mlproject_version": "0",
+    "host": {"hostname": os.uname().nodename, "pid": 1, "pid_start": "0", "platform": "p",
+             "python": "3"}, "log": "log.txt"}
 
 
 @pytest.mark.slow

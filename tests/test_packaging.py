@@ -56,11 +56,18 @@ class Install:
         env["PATH"] = os.pathsep.join([str(self.bin), env.get("PATH", os.defpath)])
         return env
 
+    def call(self, *args: str, cwd: Path, path: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run a program of this environment (`path`: PATH after its bin/, instead of ours)."""
+        program = str(self.bin / args[0]) if (self.bin / args[0]).exists() else args[0]
+        env = self.env()
+        if path is not None:
+            env["PATH"] = os.pathsep.join([str(self.bin), path])
+        return subprocess.run([program, *args[1:]], cwd=cwd, env=env, capture_output=True,
+                              text=True, timeout=300)
+
     def run(self, *args: str, cwd: Path) -> str:
         """Run a program of this environment; its stdout, or a failure showing all output."""
-        program = str(self.bin / args[0]) if (self.bin / args[0]).exists() else args[0]
-        done = subprocess.run([program, *args[1:]], cwd=cwd, env=self.env(),
-                              capture_output=True, text=True, timeout=300)
+        done = self.call(*args, cwd=cwd)
         assert done.returncode == 0, (
             f"{self.kind}: `{' '.join(args)}` exited with {done.returncode}\n"
             f"--- stdout\n{done.stdout}--- stderr\n{done.stderr}")
@@ -127,6 +134,9 @@ def test_console_script_reports_the_version(installed: Install, outside: Path) -
 def test_schema_is_shipped(installed: Install, outside: Path) -> None:
     out = installed.run("mlproject", "schema", cwd=outside)
     assert json.loads(out) == json.loads((ROOT / "spec" / "schema.json").read_text())
+    record = installed.run("mlproject", "schema", "--record", cwd=outside)
+    assert json.loads(record) == json.loads(
+        (ROOT / "runner" / "state" / "record.schema.json").read_text())
 
 
 @pytest.mark.slow
@@ -164,7 +174,12 @@ def test_the_test_toolchain_is_pinned_by_the_committed_constraints() -> None:
     import tomllib
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    direct = {_name(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]}
+    extras = project["optional-dependencies"]
+    # `mlproject[all]` in an extra is the project itself with those extras: their requirements
+    # are what gets pinned (the test extra takes all of them)
+    direct = {_name(r) for r in project["dependencies"] + [r for rs in extras.values() for r in rs]}
+    direct.discard("mlproject")
+    assert "mlproject[all]" in extras["test"]
     pins: dict[str, str] = {}
     for number, line in enumerate((ROOT / ".ci" / "constraints.txt").read_text().splitlines(), 1):
         if not line.strip() or line.startswith("#"):
@@ -176,3 +191,94 @@ def test_the_test_toolchain_is_pinned_by_the_committed_constraints() -> None:
     assert direct <= set(pins), f"not pinned: {sorted(direct - set(pins))}"
     assert "mlproject" not in pins  # the project itself is installed from the tree
     assert os.access(ROOT / ".ci" / "update-constraints", os.X_OK)
+
+
+# The common path on the core install (`pip install .`: no extra): what mlproject needs for it is
+# the core dependencies alone, and what needs an extra says which.
+PY = ".".join(map(str, sys.version_info[:2]))
+CORE = {"pyyaml", "jsonschema", "uv", "py-rattler", "packaging"}
+
+
+@pytest.mark.slow
+def test_the_install_brings_the_core_dependencies_alone(installed: Install, outside: Path) -> None:
+    listed = json.loads(installed.run("python", "-m", "pip", "list", "--format=json",
+                                      "--disable-pip-version-check", cwd=outside))
+    names = {_name(p["name"]) for p in listed} - {"pip", "setuptools", "mlproject"}
+    assert CORE.issubset(names)
+    assert names.isdisjoint({"dvc", "conda-lock", "celery", "kombu", "hydra-core", "asyncssh"})
+    assert len(names) <= 15, sorted(names)  # the core's own dependencies: attrs, referencing, ...
+    found = installed.run("python", "-c", (
+        "import importlib.util as u; print([m for m in ('dvc', 'conda_lock') if u.find_spec(m)])"),
+        cwd=outside)
+    assert found == "[]\n"
+
+
+@pytest.mark.slow
+def test_the_common_path_runs_on_the_core_install(installed: Install, outside: Path,
+                                                  tmp_path: Path) -> None:
+    """A uv environment from a lock (from the package index), a conda environment from a lock
+    (a local channel), DVC-pinned data pulled from a local remote: no extra is needed."""
+    import condachannel as cc
+    from conftest import git, write_project
+    from mlproject.runner.envs import condalock
+    from test_extras import CONTENT, dvc_project, local_remote
+
+    root = dvc_project(outside / "proj", str(local_remote(tmp_path)))
+    channel = cc.make_channel(tmp_path / "channel", [cc.hello(), cc.greeting()])
+    write_project(root, {
+        "MLproject": f"""
+            name: common
+            environments:
+              train: {{python: "{PY}", requirements: requirements.txt}}
+              tools: {{conda: environment.yml, lock: conda-lock.yml}}
+            data:
+              raw: {{path: data.csv}}
+            entry_points:
+              hello: {{needs: [main], environment: tools, command: "hello > hello.txt"}}
+              main:
+                environment: train
+                data: [raw]
+                command: "python -c 'import six, sys; print(six.__version__, open(sys.argv[1]).read())' {{data.raw}} > out.txt"
+            """,
+        "requirements.txt": "six==1.16.0\n",
+    })
+    env_file = cc.write_environment(root / "environment.yml", channel)
+    cc.write_lock(root / "conda-lock.yml", channel, condalock.current_platform(), env_file)
+    locked = installed.run("mlproject", "lock", "-e", "main", "proj", cwd=outside)
+    assert locked == f"{root / 'requirements.lock'}\n"
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "environments")
+    installed.run("mlproject", "run", "proj", "-e", "hello", "--pull", cwd=outside)
+    assert (root / "hello.txt").read_text() == "hello\n"
+    assert (root / "out.txt").read_text() == f"1.16.0 {CONTENT.decode()}\n"
+
+
+@pytest.mark.slow
+def test_features_of_the_extras_name_them_on_the_core_install(installed: Install, outside: Path,
+                                                              tmp_path: Path) -> None:
+    from conftest import write_project
+    from test_extras import dvc_project
+
+    dvc_project(outside / "remote", "s3://bucket/dvcstore")
+    pulled = installed.call("mlproject", "data", "pull", "remote", cwd=outside)
+    assert (pulled.returncode, pulled.stdout) == (2, "")
+    assert pulled.stderr.splitlines()[-1] == (
+        "mlproject: error: data.raw: remote 'storage' (s3://bucket/dvcstore) needs DVC: "
+        "pip install 'mlproject[dvc]' 'dvc[s3]'")
+    write_project(outside / "conda", {
+        "MLproject": """
+            environments:
+              gpu: {conda: environment.yml}
+            entry_points:
+              main: {environment: gpu, command: "true"}
+            """,
+        "environment.yml": "channels: [conda-forge]\ndependencies: [python=3.11]\n"})
+    tools = tmp_path / "tools"  # a solver, and no conda-lock of the test environment on PATH
+    tools.mkdir()
+    (tools / "micromamba").write_text("#!/bin/sh\nexit 1\n")
+    (tools / "micromamba").chmod(0o755)
+    locked = installed.call("mlproject", "lock", "conda", cwd=outside,
+                            path=os.pathsep.join([str(tools), "/usr/bin", "/bin"]))
+    assert (locked.returncode, locked.stdout, locked.stderr) == (2, "", (
+        "mlproject: error: environment 'gpu': locking environment.yml needs conda-lock: "
+        "pip install 'mlproject[conda]'\n"))

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import git, git_init
-from mlproject.runner import facts
+from mlproject.runner.facts.observe import observe_facts
 from mlproject.runner.resolve import Overrides, resolve
 from mlproject.spec import load
 from mlproject.spec.model import Resources
@@ -79,14 +79,14 @@ def test_dry_run_prints_the_plan_and_runs_nothing(cli: Callable[..., Any], proje
 
 def _fingerprints(root: Path, *params: str, env: str | None = "local") -> dict[str, str]:
     spec = load(root)
-    plan = resolve(spec, Overrides("train", params, env), facts.gather(str(root)))
+    plan = resolve(spec, Overrides("train", params, env), observe_facts(str(root)))
     return {s.entry_point: s.fingerprint for s in plan.steps}
 
 
 def test_resolve_is_pure_and_deterministic(project: Callable[..., Path]) -> None:
     root = git_init(project(PIPELINE))
     spec = load(root)
-    gathered = facts.gather(str(root))
+    gathered = observe_facts(str(root))
     one = resolve(spec, Overrides("train"), gathered)
     two = resolve(spec, Overrides("train"), gathered)
     assert one == two
@@ -134,7 +134,7 @@ def test_outputs_metrics_and_state_dir_do_not_move_the_fingerprint(project: Call
 def test_resources_do_not_move_the_fingerprint(project: Callable[..., Path]) -> None:
     root = git_init(project(PIPELINE))
     spec = load(root)
-    gathered = facts.gather(str(root))
+    gathered = observe_facts(str(root))
     base = resolve(spec, Overrides("train"), gathered)
     bigger = dataclasses.replace(spec, resources=Resources(cpu=16, memory=2**34, timeout=5.0))
     other = resolve(bigger, Overrides("train"), gathered)
@@ -217,7 +217,8 @@ def test_a_container_environment_shows_in_plan_and_the_local_backend_refuses_it(
     declared = json.loads(cli("plan", str(root), "--json").out)
     assert declared["steps"][0]["environment"] == {
         "name": "docker_env", "kind": "docker", "key": None, "detail": "python:3.11-slim",
-        "ready": False, "problem": None}
+        "ready": False, "problem": None, "pending": None,
+        "data": {"image": "python:3.11-slim", "options": {}}}
     result = cli("run", str(root))
     assert result.code == 2
     assert "runs in container image python:3.11-slim" in result.err

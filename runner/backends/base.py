@@ -1,4 +1,11 @@
-"""What every backend is: prepare a step (or say why it cannot run), then run it to an Outcome."""
+"""What every backend is: the seam between mlproject and an engine (this machine, docker, Slurm,
+Kubernetes, Ray). See docs/architecture.md for the design and its reasons.
+
+A backend turns a step into a Submission (a value: what would run; `plan --backend` prints it),
+submits it and gets back a Handle (serializable: another mlproject process can ask about it),
+reports its status, streams its logs, cancels it, and declares its Capabilities. `wait` turns a
+submitted step into an Outcome; `poll` is the generic wait an engine backend uses.
+"""
 from __future__ import annotations
 
 import signal
@@ -10,6 +17,7 @@ from typing import Any, Protocol
 
 from mlproject.runner.plan import Step
 from mlproject.runner.state.status import Status
+from mlproject.spec.model import Resources
 
 
 class Interrupted(KeyboardInterrupt):
@@ -18,7 +26,7 @@ class Interrupted(KeyboardInterrupt):
 
 
 class Stopper:
-    """Set by mlproject's signal handlers; backends poll it and stop their step."""
+    """Set by mlproject's signal handlers; waits poll it and stop (cancel) their step."""
 
     def __init__(self) -> None:
         self.signal: int | None = None
@@ -49,13 +57,119 @@ class Stopper:
         return signal.Signals(self.signal).name if self.signal else ""
 
 
+PLANNED = "RUN_ID"  # the run id a submission shows before there is a run (`plan --backend`)
+
+
 @dataclass(frozen=True)
 class RunContext:
+    """What a step gets from its run, beside the plan: known when it runs; placeholders when
+    `plan --backend` only shows what would be submitted (`planned`)."""
     run_id: str
     run_dir: Path
     cwd: str  # the project root: steps run there, as in MLflow
-    env: Mapping[str, str]  # run-specific variables (MLPROJECT_RUN_ID, ...)
-    stopper: Stopper
+    env: Mapping[str, str]  # run-specific variables and the environment's activation
+    wrapper: tuple[str, ...] = ()  # argv put before the command by the environment (a container)
+    planned: bool = False  # the environment is not realized: its activation is not known yet
+
+    @classmethod
+    def for_plan(cls, project: str) -> RunContext:
+        run_dir = Path(project) / ".mlproject" / "runs" / PLANNED
+        return cls(PLANNED, run_dir, project, {"MLPROJECT_RUN_ID": PLANNED,
+                                               "MLPROJECT_RUN_DIR": str(run_dir)}, planned=True)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend's engine can do, so that execute and the CLI ask instead of naming
+    backends (snakemake's CommonSettings, kept to what mlproject's callers decide on)."""
+    shares_filesystem: bool  # the step sees this project directory and writes outputs into it
+    builds_environments: bool  # the worker realizes environments itself (mlproject runs there)
+    runs_containers: bool  # an environment that is an image can run here
+    detaches: bool  # a submitted step outlives the mlproject that submitted it
+    chains_steps: bool  # the engine can hold a dependant until its upstream succeeds
+    writes_log: bool  # the engine writes the step's output to Submission.log itself
+    poll_interval: float  # seconds between `status` calls of a wait
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What would be run, as a value: shown by `plan --backend`, handed to `submit`. `env` holds
+    the variables the backend sets over what the engine gives the step; its values are never
+    printed (a secret may be one of them), only the names."""
+    backend: str
+    entry_point: str
+    run_id: str
+    argv: tuple[str, ...]
+    cwd: str
+    env: Mapping[str, str]
+    resources: Resources  # as requested
+    enforcement: Mapping[str, str]  # resource -> how it will be honoured, or "not enforced: why"
+    log: str  # where the step's output is kept
+    inherits_env: bool = False  # the step also gets mlproject's own environment
+    timeout: float | None = None  # enforced by the waiting mlproject (the engine does not)
+    script: str | None = None  # the engine's own text: an sbatch script, a Job manifest
+    notes: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend, "entry_point": self.entry_point, "run_id": self.run_id,
+            "argv": list(self.argv), "cwd": self.cwd, "env": sorted(self.env),
+            "inherits_env": self.inherits_env, "resources": self.resources.to_json(),
+            "enforcement": dict(self.enforcement), "timeout": self.timeout, "log": self.log,
+            "script": self.script, "notes": list(self.notes),
+        }
+
+    def render(self) -> list[str]:
+        import shlex
+
+        lines = [f"   submission ({self.backend}): {shlex.join(self.argv)}",
+                 f"     in {self.cwd}; output to {self.log}"]
+        names = ", ".join(sorted(self.env)) or "none"
+        inherited = "mlproject's environment, and " if self.inherits_env else ""
+        lines.append(f"     environment: {inherited}{names}")
+        lines.extend(f"     {name}: {how}" for name, how in self.enforcement.items())
+        if self.script:
+            lines.extend(f"     | {line}" for line in self.script.splitlines())
+        lines.extend(f"     note: {note}" for note in self.notes)
+        return lines
+
+
+class HandleError(ValueError):
+    """A handle read back that is not one (a damaged record, another backend's)."""
+
+
+@dataclass(frozen=True)
+class Handle:
+    """A submitted step, as the engine knows it. Serializable, because the process that asks
+    about it (`runs`, `logs -f`, `cancel`, `wait`, a remote worker) need not be the one that
+    submitted it. `id`: the engine's own id (a pid, a container, a Slurm job); `data`: what
+    else the backend needs to find it again, plain JSON."""
+    backend: str
+    run_id: str
+    id: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"backend": self.backend, "run_id": self.run_id, "id": self.id,
+                "data": dict(self.data)}
+
+    @classmethod
+    def from_json(cls, value: Any) -> Handle:
+        if not isinstance(value, dict) or set(value) != {"backend", "run_id", "id", "data"}:
+            raise HandleError(f"not a handle: {value!r:.200}")
+        if not all(isinstance(value[k], str) for k in ("backend", "run_id", "id")) or \
+                not isinstance(value["data"], dict):
+            raise HandleError(f"not a handle: {value!r:.200}")
+        return cls(value["backend"], value["run_id"], value["id"], dict(value["data"]))
+
+
+@dataclass(frozen=True)
+class StepState:
+    """What the engine says of a submitted step now."""
+    status: Status
+    exit_code: int | None = None
+    reason: str | None = None  # why it waits, why it ended
+    signal: int | None = None
 
 
 @dataclass(frozen=True)
@@ -70,10 +184,35 @@ class Outcome:
     peak_memory: int | None = None
 
 
+class SubmitError(Exception):
+    """The engine refused the submission, or it could not be made: the step did not start."""
+
+    def __init__(self, reason: str, exit_code: int = 127) -> None:
+        super().__init__(reason)
+        self.exit_code = exit_code
+
+
 class Backend(Protocol):
     name: str
+    capabilities: Capabilities
 
     def preflight(self, step: Step) -> list[str]:
-        """Why the step cannot start here; empty when it can."""
+        """Why the step can never start here (a request the engine cannot meet); empty when it
+        can. Asked of every step before any step starts."""
 
-    def run(self, step: Step, ctx: RunContext) -> Outcome: ...
+    def prepare(self, step: Step, ctx: RunContext) -> Submission:
+        """What would run: pure, nothing is started (`plan --backend` calls it too)."""
+
+    def submit(self, submission: Submission) -> Handle:
+        """Start it (or queue it); raises SubmitError when it cannot be."""
+
+    def status(self, handle: Handle) -> StepState: ...
+
+    def logs(self, handle: Handle, since: int = 0, follow: bool = False) -> Iterator[bytes]:
+        """The step's output after the first `since` bytes; with `follow`, until it ends."""
+
+    def cancel(self, handle: Handle, force: bool = False) -> None:
+        """Ask the engine to stop it (`force`: at once, no grace period); returns at once."""
+
+    def wait(self, submission: Submission, handle: Handle, stopper: Stopper) -> Outcome:
+        """Until the step ends; cancels it when the stopper is set. Engines use `poll`."""

@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from typing import TypeVar
 
-from mlproject.runner.facts import Facts
 from mlproject.runner.plan import Plan
 from mlproject.runner.util import exitcodes
 from mlproject.runner.util.console import say
 from mlproject.spec import Spec, SpecError
 
 EXIT_USAGE = exitcodes.USAGE  # the name the verbs import from here
+T = TypeVar("T")
 
 
 def error(message: str) -> int:
@@ -32,30 +34,51 @@ def load_spec(args: argparse.Namespace) -> Spec | SpecError:
     return spec
 
 
-def make_plan(args: argparse.Namespace, *, allow_resolve: bool = False,
-              observe: bool = True) -> tuple[Plan, Facts] | int:
-    """The plan for the verb's arguments and the facts behind it, or the exit code after
-    reporting why there is none. `allow_resolve`: unlocked environments may be resolved now.
-    `observe`: fingerprints from what the steps would receive from the workspace as it is now
+def make_plan(args: argparse.Namespace, *, acquire: bool = False,
+              received: bool = True) -> Plan | int:
+    """The plan for the verb's arguments, or the exit code after reporting why there is none.
+    Facts are observed (`plan`, `run --dry-run`: nothing is cloned, fetched, resolved or
+    written to the cache); `acquire`: what is not known yet is got first (`run`).
+    `received`: fingerprints from what the steps would receive from the workspace as it is now
     (`run` takes them again right before each step instead)."""
-    from mlproject.runner import facts
-    from mlproject.runner.data import DataError
-    from mlproject.runner.envs.base import EnvError
-    from mlproject.runner.resolve import Overrides, ResolveError, resolve
-    from mlproject.runner.util import proc
+    from mlproject.runner.facts.observe import observe_facts
+    from mlproject.runner.resolve import Overrides
 
     spec = load_spec(args)
     if isinstance(spec, SpecError):
         return EXIT_USAGE
     overrides = Overrides(args.entry_point, tuple(args.param), args.env_manager)
+
+    def made() -> Plan:
+        from mlproject.runner.resolve import resolve
+
+        found = observe_facts(spec.root, spec, args.entry_point, env_manager=args.env_manager,
+                              log=say)
+        if acquire:
+            from mlproject.runner.facts.acquire import acquire_facts
+
+            found = acquire_facts(spec.root, spec, found, say)
+        plan = resolve(spec, overrides, found)
+        if not received:
+            return plan
+        from mlproject.runner.facts.received import received_plan
+
+        return received_plan(plan)
+
+    return reported(made)
+
+
+def reported(make: Callable[[], T]) -> T | int:
+    """`make()`, or the exit code after a clear message where the request, an environment,
+    the data or the project's Git state is at fault."""
+    from mlproject.runner.data import DataError
+    from mlproject.runner.envs.base import EnvError
+    from mlproject.runner.resolve import ResolveError
+    from mlproject.runner.util import proc
+
     try:
-        gathered = facts.gather(spec.root, spec, args.entry_point, env_manager=args.env_manager,
-                                allow_resolve=allow_resolve, log=say)
-        plan = resolve(spec, overrides, gathered)
-        return (facts.observe_plan(plan) if observe else plan), gathered
-    except ResolveError as exc:
-        return error(str(exc))
-    except (EnvError, DataError) as exc:
+        return make()
+    except (ResolveError, EnvError, DataError) as exc:
         return error(str(exc))
     except proc.ProcError as exc:
         return error(f"cannot read the project's Git state: {exc}")

@@ -6,6 +6,7 @@ import json
 import sys
 
 from mlproject.runner.cli.common import EXIT_USAGE, error, load_spec
+from mlproject.runner.util import exitcodes, extras
 from mlproject.runner.util.console import say
 from mlproject.spec import SpecError
 
@@ -23,19 +24,23 @@ def main(args: argparse.Namespace) -> int:
             sys.stdout.write(json.dumps(data.rows_json(rows), indent=2) + "\n")
         else:
             sys.stdout.write(data.render(rows))
-        return 0 if all(row.ok for row in rows) else 1
+        return 0 if all(row.ok for row in rows) else exitcodes.DIFFERS
     unknown = [n for n in args.names if n not in spec.data]
     if unknown:
         return error(f"no data input {', '.join(map(repr, unknown))} (declared: "
                      f"{', '.join(spec.data) or 'none'})")
     failed = 0
+    unequipped = False  # an extra is missing: install it, nothing was attempted
     for name in args.names or list(spec.data):
         try:
-            pin = data.resolve(spec.root, spec.data[name], say)
+            pin = data.pin_input(spec.root, spec.data[name], say)
             status = pull(spec.root, pin, force=args.force, log=say)
         except data.DataError as exc:
             error(str(exc))
             failed += 1
+            unequipped = unequipped or isinstance(exc, extras.MissingExtra)
             continue
         print(f"{name}: {status.path} {status.state} ({pin.md5})")
-    return 1 if failed else 0
+    if unequipped:
+        return exitcodes.USAGE
+    return exitcodes.INCOMPLETE if failed else 0

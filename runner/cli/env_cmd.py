@@ -39,7 +39,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _path(args: argparse.Namespace) -> int:
     from mlproject.runner.envs.base import EnvError
-    from mlproject.runner.envs.recipes import recipe_for
+    from mlproject.runner.envs.recipes import acquired_recipe
 
     spec = load_spec(args)
     if isinstance(spec, SpecError):
@@ -51,9 +51,9 @@ def _path(args: argparse.Namespace) -> int:
         return error(f"entry point {entry.name!r} declares no environment: it runs in the "
                      "current interpreter")
     try:
-        recipe = recipe_for(spec.root, spec.environments[entry.environment], allow_resolve=True,
-                            log=say)
-        assert recipe is not None  # resolving is allowed here
+        recipe = acquired_recipe(spec.root, spec.environments[entry.environment], say)
+        if recipe is None:
+            return error(f"environment {entry.environment!r} is an image: nothing is built")
         prefix, _ = EnvStore().ensure(recipe, say)
     except EnvError as exc:
         return error(f"environment {entry.environment!r}: {exc}")

@@ -7,6 +7,7 @@ import argparse
 from mlproject.runner.cli.common import EXIT_USAGE, error, load_spec
 from mlproject.runner.envs.base import EnvError
 from mlproject.runner.facts import closure
+from mlproject.runner.util import exitcodes, extras
 from mlproject.runner.util.console import say
 from mlproject.spec import SpecError
 
@@ -27,6 +28,7 @@ def main(args: argparse.Namespace) -> int:
         say("nothing to lock: no python or conda environment is declared")
         return 0
     failed = 0
+    unequipped = False  # an extra is missing: install it, nothing was attempted
     for env in lockable:
         try:
             if env.kind == "python":
@@ -40,6 +42,7 @@ def main(args: argparse.Namespace) -> int:
         except EnvError as exc:
             error(f"environment {env.name!r}: {exc}")
             failed += 1
+            unequipped = unequipped or isinstance(exc, extras.MissingExtra)
             continue
         except OSError as exc:  # the lock cannot be written: a read-only project, a full disk
             error(f"environment {env.name!r}: cannot write its lock: "
@@ -47,4 +50,6 @@ def main(args: argparse.Namespace) -> int:
             failed += 1
             continue
         print(written)
-    return 1 if failed else 0
+    if unequipped:
+        return exitcodes.USAGE
+    return exitcodes.INCOMPLETE if failed else 0

@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from mlproject.runner import __version__
+from mlproject.runner import __version__, backends
 from mlproject.runner.util.exitcodes import INTERNAL as EXIT_INTERNAL
 from mlproject.runner.util.exitcodes import INTERRUPTED as EXIT_INTERRUPTED
 from mlproject.runner.util.exitcodes import USAGE as EXIT_USAGE
@@ -49,22 +49,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = verbs.add_parser("run", help="run an entry point (and what it needs) and record it")
     _project_args(run)
-    run.add_argument("--backend", default="local", choices=["local"], help="where steps run")
+    run.add_argument("--backend", default="local", choices=backends.names(),
+                     help="where steps run (default: local)")
     run.add_argument("--force", action="store_true", help="run steps even when up to date")
     run.add_argument("--pull", action="store_true",
                      help="bring pinned data that does not match into the workspace first")
     run.add_argument("--dry-run", action="store_true", help="print the plan and run nothing")
     run.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON")
+    run.add_argument("--plan", default=None, metavar="FILE",
+                     help="execute this plan (`mlproject plan --json > FILE`, '-': stdin) in the "
+                          "project at PATH; refused, saying what moved, where it no longer fits")
 
     plan = verbs.add_parser("plan", help="print what `run` would do")
     _project_args(plan)
     plan.add_argument("--json", action="store_true", help="machine-readable output")
+    plan.add_argument("--backend", default=None, choices=backends.names(),
+                      help="also show what each step would submit to this backend "
+                           "(nothing is submitted)")
 
     validate = verbs.add_parser("validate", help="check an MLproject file")
     _project_args(validate, entry=False)
     validate.add_argument("--json", action="store_true", help="problems as JSON")
 
-    verbs.add_parser("schema", help="print the JSON Schema of the format (for editors)")
+    schema = verbs.add_parser("schema", help="print the JSON Schema of the format (for editors)")
+    schema.add_argument("--record", action="store_true",
+                        help="the JSON Schema of a run record (run.json) instead")
 
     runs = verbs.add_parser("runs", help="list the runs of the project in this directory")
     runs.add_argument("--project", default=".", metavar="PATH", help="project directory")

@@ -19,6 +19,8 @@ def render(plan: Plan) -> str:
         lines.append(f"{number}. {step.entry_point}  fingerprint {step.fingerprint[:12]}")
         lines.append(f"   $ {step.command}")
         state = "ready" if env.ready else "not built"
+        if env.pending:
+            state = env.pending
         if env.problem:
             state = f"cannot be built: {env.problem}"
         lines.append(f"   environment: {env.name} ({env.kind}: {env.detail}; {state})")
@@ -32,6 +34,13 @@ def render(plan: Plan) -> str:
             lines.append(f"   needs: {', '.join(step.needs)}")
         if step.outputs:
             lines.append(f"   outputs: {', '.join(step.outputs)}")
+        for name, pin in step.data.items():
+            if "pending" in pin:
+                lines.append(f"   data {name}: {pin['pending']}")
+            else:
+                version = f"{pin['rev'] or 'HEAD'}@{str(pin['sha'])[:8]}"
+                where = f"{pin['repo']} " if pin["repo"] else ""
+                lines.append(f"   data {name}: {pin['path']} {where}{version} md5 {pin['md5']}")
         code = step.code
         if code["kind"] == "git":
             dirty = f", {code['changed_files']} uncommitted" if code["dirty"] else ""
@@ -39,19 +48,28 @@ def render(plan: Plan) -> str:
         lines.append(f"   fingerprint covers: {', '.join(step.basis.covered)}")
         lines.append(f"   not covered: {', '.join(step.basis.not_covered)}")
     lines.extend(f"note: {note}" for note in plan.notes)
+    lines.extend(f"before it runs, `run` will: {p}" for p in plan.pending)
     return "\n".join(lines)
 
 
-def show(plan: Plan, as_json: bool) -> None:
+def show(plan: Plan, as_json: bool, backend: str | None = None) -> None:
+    """The plan; with `backend`, also what each step would submit to it (`plan --backend`)."""
+    if backend is not None:
+        from mlproject.runner.backends import show as submissions
     if as_json:
-        sys.stdout.write(json.dumps(plan.to_json(), indent=2) + "\n")
+        data = plan.to_json()
+        if backend is not None:  # the plan file stays what `run --plan` reads: `jq .plan`
+            data = {"format": "mlproject.submissions/1", "backend": backend, "plan": data,
+                    "submissions": submissions.to_json(plan, backend)}
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
     else:
-        sys.stdout.write(render(plan) + "\n")
+        lines = [render(plan)] + (submissions.render(plan, backend) if backend else [])
+        sys.stdout.write("\n".join(lines) + "\n")
 
 
 def main(args: argparse.Namespace) -> int:
     made = make_plan(args)
     if isinstance(made, int):
         return made
-    show(made[0], args.json)
+    show(made, args.json, getattr(args, "backend", None))
     return 0

@@ -1,13 +1,15 @@
 """`mlproject runs` lists the project's runs; `mlproject runs show ID` shows one.
 
-Records are read back checked (records.load): one that cannot be used is listed as `corrupt`
-with the reason, and never hides the others."""
+Records are read back checked against the published schema (records.load): one that cannot be
+used is listed as `corrupt` (a pseudo-status of these lists, never a record's) with the reason,
+and never hides the others."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from mlproject.runner.cli.common import error
@@ -16,13 +18,23 @@ from mlproject.runner.state import records
 _SHOWN_CANDIDATES = 10
 
 
-def _summary(record: dict[str, Any]) -> dict[str, Any]:
-    keys = ["id", "entry_point", "status", "started_at", "duration", "exit_code", "metrics",
-            "fingerprint"]
-    return {key: record.get(key) for key in [*keys, *(["problem"] if "problem" in record else [])]}
+def _summary(loaded: records.Loaded) -> dict[str, Any]:
+    """A run's line of `runs --json`. `status` is the record's, or `corrupt` (a pseudo-status of
+    lists only: the run directory's run.json cannot be used; `problem` says why)."""
+    record = loaded.record
+    row: dict[str, Any] = {"id": loaded.id, "entry_point": None, "status": loaded.status,
+                           "started_at": None, "duration": None, "exit_code": None,
+                           "metrics": {}, "fingerprint": None}
+    if record is not None:
+        row.update(entry_point=record.entry_point, started_at=record.started_at,
+                   duration=record.duration, exit_code=record.exit_code,
+                   metrics=dict(record.metrics), fingerprint=record.fingerprint)
+    if loaded.problem is not None:
+        row["problem"] = loaded.problem
+    return row
 
 
-def _metrics_text(metrics: dict[str, Any] | None, limit: int = 3) -> str:
+def _metrics_text(metrics: Mapping[str, float] | None, limit: int = 3) -> str:
     items = list((metrics or {}).items())
     text = " ".join(f"{k}={v:.4g}" for k, v in items[:limit])
     return text + (" ..." if len(items) > limit else "")
@@ -57,7 +69,7 @@ def _not_a_project(path: str) -> str | None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    found = [_summary(r) for r in records.list_runs(args.project)]
+    found = [_summary(loaded) for loaded in records.loaded_runs(args.project)]
     if args.json:
         sys.stdout.write(json.dumps(found, indent=2) + "\n")
         return 0
@@ -74,7 +86,7 @@ def _list(args: argparse.Namespace) -> int:
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         sys.stdout.write("  ".join([*cells, row[4]]) + "\n")
-    corrupt = sum(run["status"] == "corrupt" for run in found)
+    corrupt = sum(run["status"] == records.CORRUPT for run in found)
     if corrupt:
         sys.stderr.write(f"mlproject: {corrupt} run record{'s' if corrupt > 1 else ''} cannot be "
                          "read (status corrupt); `mlproject runs show ID` says why\n")
@@ -96,25 +108,28 @@ def _show(args: argparse.Namespace) -> int:
     if loaded.problem:
         return error(f"run {loaded.id}: {loaded.problem} (in "
                      f"{records.runs_dir(args.project) / loaded.id})")
-    record = loaded.row()
     if args.json:
-        sys.stdout.write(json.dumps(record, indent=2) + "\n")
+        sys.stdout.write(json.dumps(loaded.row(), indent=2) + "\n")
         return 0
     run_dir = records.runs_dir(args.project) / loaded.id
-    if loaded.record is None:
+    record = loaded.record
+    if record is None:
         sys.stdout.write(f"run {loaded.id}: crashed (mlproject stopped before it wrote the "
                          f"record)\n  log: {run_dir / 'log.txt'}\n")
         return 0
-    lines = [f"run {record['id']}: {record.get('entry_point')} {record['status']}"]
-    for key in ("started_at", "ended_at", "duration", "exit_code", "reason", "command",
-                "fingerprint", "metrics_error"):
-        if record.get(key) is not None:
-            lines.append(f"  {key}: {record[key]}")
-    for key in ("parameters", "metrics", "outputs"):
-        for name, value in (record.get(key) or {}).items():
-            shown_value = value.get("md5") if isinstance(value, dict) else value
-            lines.append(f"  {key[:-1] if key != 'metrics' else 'metric'} {name}: {shown_value}")
-    code = record.get("code") or {}
+    lines = [f"run {record.id}: {record.entry_point} {record.status}"]
+    for key, value in (("started_at", record.started_at), ("ended_at", record.ended_at),
+                       ("duration", record.duration), ("exit_code", record.exit_code),
+                       ("reason", record.reason), ("command", record.command),
+                       ("fingerprint", record.fingerprint),
+                       ("metrics_error", record.metrics_error)):
+        if value is not None:
+            lines.append(f"  {key}: {value}")
+    lines += [f"  parameter {name}: {value}" for name, value in record.parameters.items()]
+    lines += [f"  metric {name}: {value}" for name, value in record.metrics.items()]
+    lines += [f"  output {name}: {value.get('md5') if value is not None else None}"
+              for name, value in record.outputs.items()]
+    code = record.code
     lines.append(f"  code: {code.get('kind')} {code.get('commit') or ''} "
                  f"{'(uncommitted changes)' if code.get('dirty') else ''}".rstrip())
     lines.append(f"  log: {run_dir / 'log.txt'}")

@@ -244,19 +244,53 @@ def tracking_output(repo: GitRepo, sha: str, path: str, label: str, rev: str) ->
                     f"{path}` and commit the .dvc file")
 
 
+def cached_clone(url: str) -> GitRepo | None:
+    """The clone of `url` in the user cache when there is a healthy one; nothing is written."""
+    dest = cache_root() / "repos" / hashlib.sha256(url.encode()).hexdigest()[:16]
+    if not dest.is_dir():
+        return None
+    healthy = proc.run(["git", "rev-parse", "--git-dir"], cwd=str(dest), check=False)
+    return GitRepo(str(dest), "", None, url) if healthy.code == 0 else None
+
+
 def pin_input(root: str, data: DataInput, log: Log = quiet) -> DataPin:
-    """The pin of one declared input; raises DataError."""
+    """The pin of one declared input, cloning or fetching its repository where it must;
+    raises DataError."""
+    found = _pin(root, data, log, acquire=True)
+    assert isinstance(found, DataPin)  # fetching is what it may do
+    return found
+
+
+def observe_input(root: str, data: DataInput) -> DataPin | str:
+    """The pin of one declared input as Git has it here now, cloning and fetching nothing
+    (`plan`, `data status`); where the repository is not cloned yet, or its clone lacks the
+    revision, what `run` would fetch instead. Raises DataError."""
+    return _pin(root, data, quiet, acquire=False)
+
+
+def _pin(root: str, data: DataInput, log: Log, *, acquire: bool) -> DataPin | str:
     label = f"data.{data.name}"
     path = _norm(data.path, label)
     rev = data.rev or "HEAD"
     if rev.startswith("-"):
         raise DataError(f"{label}: rev {rev!r} is not a revision")
+    remote = data.repo is not None and is_url(data.repo)
+    ahead = "`mlproject data pull` fetches it ahead"
     try:
-        repo = repo_of(root, data.repo, log)
+        if remote and not acquire:
+            assert data.repo is not None
+            cloned = cached_clone(data.repo)
+            if cloned is None:
+                return f"would fetch {data.repo} at {rev} (not cloned yet; {ahead})"
+            repo = cloned
+        else:
+            repo = repo_of(root, data.repo, log)
     except DataError as exc:
         raise DataError(f"{label}: {exc}") from None
     sha = repo.commit(rev)
-    if sha is None and data.repo is not None and is_url(data.repo):
+    if sha is None and remote:
+        if not acquire:
+            return f"would fetch {data.repo} at {rev} (not in its clone yet; {ahead})"
         fetch(repo, rev, log)
         sha = repo.commit(rev)
     if sha is None:

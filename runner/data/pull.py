@@ -21,6 +21,7 @@ from mlproject.runner.data import pins
 from mlproject.runner.data.pins import DataError, DataPin, Log, workspace_path
 from mlproject.runner.data.verify import CHUNK, Status, StreamHash, check
 from mlproject.runner.state import records
+from mlproject.runner.util import extras
 from mlproject.runner.util.hashing import dir_md5
 
 _THREADS = min(8, os.cpu_count() or 1)
@@ -28,6 +29,19 @@ _THREADS = min(8, os.cpu_count() or 1)
 
 class _Missing(Exception):
     """An object in none of the native places: DVC's API may still reach the remote."""
+
+
+class NeedsDVC(DataError, extras.MissingExtra):
+    """The data is on a remote that only DVC's API reaches, and DVC (or its plugin) is absent."""
+
+
+# A remote's URL scheme -> the DVC extra with its plugin and the plugin's module; http(s) is
+# in DVC itself.
+_PLUGINS = {"s3": ("s3", "dvc_s3"), "gs": ("gs", "dvc_gs"), "azure": ("azure", "dvc_azure"),
+            "gdrive": ("gdrive", "dvc_gdrive"), "ssh": ("ssh", "dvc_ssh"),
+            "hdfs": ("hdfs", "dvc_hdfs"), "webhdfs": ("webhdfs", "dvc_webhdfs"),
+            "oss": ("oss", "dvc_oss"), "webdav": ("webdav", "dvc_webdav"),
+            "webdavs": ("webdav", "dvc_webdav")}
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,7 @@ class Sources:
     stores: list[ObjectStore] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # places that could not be searched, and why
     api: tuple[str, str] | None = None  # (repository, path in it) for DVCFileSystem
+    api_remote: tuple[str, str] = ("", "")  # the (name, url) of the remote DVC's API reaches
 
 
 def _config(text: str) -> dict[str, dict[str, str]]:
@@ -108,6 +123,8 @@ def _add_repo(sources: Sources, repo: pins.GitRepo, sha: str, own: bool, remote:
         sources.notes.append(f"{repo.where} has no default DVC remote (`dvc remote add -d NAME URL`)"
                              if not name else f"remote {name!r} of {repo.where} has no url")
     elif "://" in url:
+        if sources.api is None:
+            sources.api_remote = (name, url)
         if sources.api is None and own and root:  # the project may sit below the DVC root
             inside = os.path.relpath(os.path.join(repo.worktree or root, path), root)
             sources.api = (root, inside.replace(os.sep, "/"))
@@ -222,12 +239,32 @@ def _native(pin: DataPin, stores: list[ObjectStore], stage: str) -> None:
             raise
 
 
-def _with_dvc(pin: DataPin, repo: str, path: str, stage: str) -> None:
+def _needs_dvc(pin: DataPin, remote: tuple[str, str]) -> NeedsDVC | None:
+    """What is missing to reach `remote` through DVC: DVC itself, its plugin for the scheme."""
+    name, url = remote
+    extra, module = _PLUGINS.get(url.split("://", 1)[0].lower(), ("", ""))
+    has_dvc = extras.installed("dvc")
+    plugin = [f"dvc[{extra}]"] if extra and not (has_dvc and extras.importable(module)) else []
+    if has_dvc and not plugin:
+        return None
+    where = f"remote {name!r} ({url})" if name else "its remote"
+    if has_dvc:  # only the plugin is missing
+        return NeedsDVC(f"data.{pin.name}: {where} needs DVC's {extra} plugin: "
+                        f"pip install '{plugin[0]}'")
+    return NeedsDVC(f"data.{pin.name}: {where} needs DVC: {extras.install_line('dvc', *plugin)}")
+
+
+def _with_dvc(pin: DataPin, repo: str, path: str, stage: str,
+              remote: tuple[str, str] = ("", "")) -> None:
     """Through DVC's public API, for remotes that are not a local directory, verified the same."""
+    missing = _needs_dvc(pin, remote)
+    if missing is not None:
+        raise missing
     try:
         from dvc.api import DVCFileSystem  # type: ignore[import-untyped,unused-ignore]
-    except ImportError:
-        raise DataError(f"data.{pin.name}: its remote needs DVC: pip install 'dvc[all]'") from None
+    except ImportError:  # found but broken: say so rather than fail inside DVC
+        raise NeedsDVC(f"data.{pin.name}: DVC is installed but cannot be imported; reinstall it: "
+                       f"{extras.install_line('dvc')}") from None
     try:
         fs = DVCFileSystem(repo, rev=pin.sha)
         entries: dict[str, Any] = fs.find(path, detail=True) if pin.isdir else {path: {"md5": pin.md5}}
@@ -288,7 +325,7 @@ def pull(root: str, pin: DataPin, *, force: bool = False, log: Log = pins.quiet)
                                 "  fix: `dvc push` from where the data exists, or fix the remote"
                                 ) from None
             shutil.rmtree(stage, ignore_errors=True)
-            _with_dvc(pin, *found.api, stage)
+            _with_dvc(pin, *found.api, stage, found.api_remote)
         if os.path.lexists(target):  # move aside, rename in, delete the old
             os.rename(target, os.path.join(tmp, "old"))
             try:

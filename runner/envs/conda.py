@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import posixpath
 import shutil
+import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,13 +20,17 @@ from typing import Any
 from mlproject.runner.envs import condalock
 from mlproject.runner.envs.base import EnvError, Log, env_key
 from mlproject.runner.envs.condalock import Lock, Locked
-from mlproject.runner.util import proc
+from mlproject.runner.util import extras, proc
 from mlproject.runner.util.files import cache_root
 from mlproject.spec.model import Environment
 
 LOCK_NAME = "conda-lock.yml"
 SOLVERS = ("micromamba", "mamba", "conda")
 _HOW_TO_LOCK = "run mlproject lock (it runs conda-lock, which needs conda, mamba or micromamba)"
+
+
+class NeedsCondaLock(EnvError, extras.MissingExtra):
+    """`mlproject lock` for a conda environment, without conda-lock (the `conda` extra)."""
 
 
 @dataclass(frozen=True)
@@ -150,16 +155,18 @@ def _pip(packages: tuple[Locked, ...], wheels: list[Path], prefix: Path, lock_fi
 def lock_conda(root: str, env: Environment, log: Log) -> Path:
     """Write the environment's conda-lock.yml with conda-lock, stamped with its input digest."""
     env_file, lock_file = _paths(env)
+    # conda-lock on PATH (also one installed with pipx), else the one mlproject[conda] put
+    # beside this interpreter, run as a module: the environment need not be activated.
+    program = shutil.which("conda-lock")
+    if program is None and not extras.installed("conda"):
+        raise NeedsCondaLock(f"locking {env_file} needs conda-lock: {extras.install_line('conda')}")
+    conda_lock = [program] if program else [sys.executable, "-m", "conda_lock"]
     solver = next((found for found in map(shutil.which, SOLVERS) if found), None)
     if solver is None:
         raise EnvError("conda-lock needs conda, mamba or micromamba, and none is on PATH; install one "
                        f"(e.g. micromamba) or write {lock_file} elsewhere")
-    conda_lock = shutil.which("conda-lock")
-    if conda_lock is None:
-        raise EnvError("conda-lock is not installed: install it (pip install conda-lock) and run "
-                       "mlproject lock again")
     env_path = Path(root) / env_file
-    args = [conda_lock, "lock", "--conda", solver, "-f", env_file, "--lockfile", lock_file]
+    args = [*conda_lock, "lock", "--conda", solver, "-f", env_file, "--lockfile", lock_file]
     if not condalock.declared_platforms(env_path):
         args += ["-p", condalock.current_platform()]
     log(f"locking {env_file} with conda-lock and {os.path.basename(solver)}")
@@ -170,3 +177,62 @@ def lock_conda(root: str, env: Environment, log: Log) -> Path:
     lock_path = Path(root) / lock_file
     condalock.stamp(lock_path, env_path)
     return lock_path
+
+
+def observed_recipe(root: str, env: Environment, log: Log) -> CondaRecipe:
+    """The recipe from the lock (read only: nothing is solved, at plan or run time)."""
+    found, warnings = conda_recipe(root, env)
+    for warning in warnings:
+        log(f"warning: {warning}")
+    return found
+
+
+acquired_recipe = observed_recipe  # a conda environment is installed from its lock alone
+
+
+@dataclass(frozen=True)
+class PlanData:
+    """A conda environment as a plan holds it: every package with its url and hash."""
+    platform: str
+    environment: str  # environment.yml, relative to the project root
+    lock: str  # conda-lock.yml, relative to the project root
+    conda: tuple[Locked, ...]
+    pip: tuple[Locked, ...]
+    key: str
+
+
+def plan_data(recipe: CondaRecipe) -> dict[str, Any]:
+    from mlproject.runner.util.codec import encode
+
+    data = PlanData(recipe.lock.platform, recipe.env_file, recipe.lock_file, recipe.lock.conda,
+                    recipe.lock.pip, recipe.key)
+    found: dict[str, Any] = encode(data, PlanData)
+    return found
+
+
+def decode_plan(data: Any) -> PlanData:
+    from mlproject.runner.util.codec import Misfit, decoder
+
+    try:
+        planned: PlanData = decoder(PlanData)(data)
+    except Misfit as exc:
+        raise EnvError(f"its data in the plan does not fit a conda environment: {exc}") from None
+    return planned
+
+
+def recipe_from_plan(data: Any) -> CondaRecipe:
+    """The recipe a plan holds; refused on a machine of another platform."""
+    planned = decode_plan(data)
+    here = condalock.current_platform()
+    if planned.platform != here:
+        raise EnvError(f"the plan installs packages for {planned.platform}, and this machine is "
+                       f"{here}: make the plan for this platform")
+    content = {"platform": planned.platform,
+               "conda": sorted([p.url, p.hash] for p in planned.conda),
+               "pip": sorted([p.name, p.version, p.url, p.hash] for p in planned.pip)}
+    key = env_key("conda", content)
+    if key != planned.key:
+        raise EnvError(f"its key is {key[:12]}, not the plan's {planned.key[:12]}: the plan's "
+                       "packages do not match its key")
+    lock = Lock(planned.platform, planned.conda, planned.pip, None)
+    return CondaRecipe(lock, planned.lock, planned.environment, key)

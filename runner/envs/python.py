@@ -54,6 +54,7 @@ class PythonRecipe:
     kind: str = "python"
     resolved: bool = False  # pins resolved now, not read from a lock in the project
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    request: str | None = field(default=None, compare=False)  # `python:` as declared
 
     def describe(self) -> dict[str, Any]:
         return {"python": self.interpreter.path, "version": self.interpreter.version,
@@ -124,12 +125,23 @@ def _with_key(recipe: PythonRecipe) -> PythonRecipe:
                           "platform": f"{sys.platform}-{os.uname().machine}"},
                "pins": [p.to_json() for p in recipe.lock.pins]}
     return PythonRecipe(recipe.interpreter, recipe.lock, recipe.source, env_key("python", content),
-                        resolved=recipe.resolved, warnings=recipe.warnings)
+                        resolved=recipe.resolved, warnings=recipe.warnings, request=recipe.request)
 
 
-def recipe(root: str, env: Environment, *, allow_resolve: bool, log: Log) -> PythonRecipe | None:
-    """The recipe of a python environment; None when it is unlocked and resolving is not allowed
-    here (`plan` resolves nothing)."""
+def observed_recipe(root: str, env: Environment, log: Log) -> PythonRecipe | str:
+    """The recipe as the project and the cache have it now, writing nothing; for an unlocked
+    environment not resolved yet, what `run` would do instead (`plan` resolves nothing)."""
+    return _recipe(root, env, log, resolve=False)
+
+
+def acquired_recipe(root: str, env: Environment, log: Log) -> PythonRecipe:
+    """The recipe, resolving an unlocked environment with uv now (cached) where it must."""
+    found = _recipe(root, env, log, resolve=True)
+    assert isinstance(found, PythonRecipe)  # resolving is what it may do
+    return found
+
+
+def _recipe(root: str, env: Environment, log: Log, *, resolve: bool) -> PythonRecipe | str:
     wanted = inputs(root, env)
     interpreter = interpreters.locate(wanted.python)
     if interpreter.version.split(".")[0] == "2":
@@ -137,23 +149,25 @@ def recipe(root: str, env: Environment, *, allow_resolve: bool, log: Log) -> Pyt
                        "makes environments for Python 3 only: use a Python 3 (`python:`), or "
                        "--env local to run with the current interpreter")
     if wanted.origin is None:
-        return _with_key(PythonRecipe(interpreter, Requirements((), ()), "no requirements"))
+        return _with_key(PythonRecipe(interpreter, Requirements((), ()), "no requirements",
+                                      request=env.python))
     if wanted.origin.name.startswith("pylock.") and wanted.origin.suffix == ".toml":
         return _with_key(PythonRecipe(interpreter, requirements.read(wanted.origin, Path(root)),
-                                      str(wanted.origin)))
+                                      str(wanted.origin), request=env.python))
     asked = wanted.parse()
     if asked.is_lock and not env.lock:
         # pinned and hashed: a lock as pip's hash-checking mode takes one (checked when built)
-        return _with_key(PythonRecipe(interpreter, asked, str(wanted.origin)))
+        return _with_key(PythonRecipe(interpreter, asked, str(wanted.origin), request=env.python))
     assert wanted.default_lock is not None
     lock = wanted.default_lock
     if lock.exists():
-        return _from_lock(wanted, asked, lock, interpreter)
+        return _from_lock(wanted, asked, lock, interpreter, env.python)
     cached = _resolution_file(wanted.digest(asked), interpreter)
-    pins = _cached_resolution(cached, log)
+    pins = _cached_resolution(cached, log, heal=resolve)
     if pins is None:
-        if not allow_resolve:
-            return None
+        if not resolve:
+            return (f"would resolve {wanted.origin.name} with uv for Python {interpreter.version}"
+                    f" (`mlproject lock` writes {lock.name} ahead)")
         why = "is not locked" if not asked.locked else "pins without hashes, so it is not a lock"
         log(f"{wanted.origin.name} {why}: resolving it with uv for Python {interpreter.version}")
         write_atomic(cached, compile_lock(wanted, interpreter))
@@ -164,11 +178,11 @@ def recipe(root: str, env: Environment, *, allow_resolve: bool, log: Log) -> Pyt
             f"installed pins resolved by uv (recorded in the run); run `mlproject lock` to write "
             f"{lock.name} and commit it")
     return _with_key(PythonRecipe(interpreter, pins, f"{wanted.origin.name}, resolved by uv",
-                                  resolved=True, warnings=(note,)))
+                                  resolved=True, warnings=(note,), request=env.python))
 
 
 def _from_lock(wanted: Inputs, asked: Requirements, lock: Path,
-               interpreter: interpreters.Interpreter) -> PythonRecipe:
+               interpreter: interpreters.Interpreter, request: str | None) -> PythonRecipe:
     assert wanted.origin is not None and wanted.root is not None
     try:
         text = reqsyntax.decode(lock.read_bytes(), lock.name)
@@ -185,11 +199,13 @@ def _from_lock(wanted: Inputs, asked: Requirements, lock: Path,
     if lacking:
         warnings.append(f"{lock.name} is stale: it has no pin for {', '.join(lacking)}, which "
                         f"{wanted.origin.name} asks for: run `mlproject lock` to update it")
-    return _with_key(PythonRecipe(interpreter, pins, str(lock), warnings=tuple(warnings)))
+    return _with_key(PythonRecipe(interpreter, pins, str(lock), warnings=tuple(warnings),
+                                  request=request))
 
 
-def _cached_resolution(cached: Path, log: Log) -> Requirements | None:
-    """A resolution made earlier, or None; one that cannot be read is removed (and said so)."""
+def _cached_resolution(cached: Path, log: Log, *, heal: bool = True) -> Requirements | None:
+    """A resolution made earlier, or None; one that cannot be read is removed (and said so)
+    where `heal` (`run`: it resolves again; `plan` writes nothing)."""
     try:
         data = cached.read_bytes()
     except FileNotFoundError:
@@ -202,8 +218,9 @@ def _cached_resolution(cached: Path, log: Log) -> Requirements | None:
         if not pins.is_lock and pins.pins + tuple(pins.loose):
             raise EnvError(f"{cached}: not a complete lock")
     except EnvError as exc:
-        log(f"warning: the cached resolution is broken, resolving again: {exc}")
-        cached.unlink(missing_ok=True)
+        if heal:
+            log(f"warning: the cached resolution is broken, resolving again: {exc}")
+            cached.unlink(missing_ok=True)
         return None
     return pins
 
@@ -258,3 +275,64 @@ def write_lock(root: str, env: Environment, log: Log) -> Path:
               f"{INPUT_MARK}{wanted.digest(asked)}\n")
     write_atomic(lock, header + body)
     return lock
+
+
+@dataclass(frozen=True)
+class PlanData:
+    """A python environment as a plan holds it: enough to build it on another machine."""
+    python: str | None  # the interpreter asked for (`python:`); None: the planning one's X.Y
+    version: str  # the version found where the plan was made: the executing machine needs it
+    implementation: str
+    interpreter: str  # where it was found (informational: located again where it runs)
+    source: str  # where the pins come from, for people
+    resolved: bool  # pins resolved by uv when the plan was made, not read from a lock
+    options: tuple[str, ...]  # index options
+    pins: tuple[requirements.PackagePin, ...]
+    key: str
+
+
+def plan_data(recipe: PythonRecipe) -> dict[str, Any]:
+    from mlproject.runner.util.codec import encode
+
+    data = PlanData(recipe.request, recipe.interpreter.version, recipe.interpreter.implementation,
+                    recipe.interpreter.path, recipe.source, recipe.resolved, recipe.lock.options,
+                    recipe.lock.pins, recipe.key)
+    found: dict[str, Any] = encode(data, PlanData)
+    return found
+
+
+def decode_plan(data: Any) -> PlanData:
+    from mlproject.runner.util.codec import Misfit, decoder
+
+    try:
+        found: PlanData = decoder(PlanData)(data)
+    except Misfit as exc:
+        raise EnvError(f"its data in the plan does not fit a python environment: {exc}") from None
+    return found
+
+
+def recipe_from_plan(data: Any) -> PythonRecipe:
+    """The recipe a plan holds, on the machine that executes it: the interpreter located again
+    (the same version, or a refusal), the pins as planned, the key taken again and compared."""
+    planned = decode_plan(data)
+    try:
+        interpreter = interpreters.locate(planned.version)
+    except EnvError:
+        asked = planned.python or planned.version.rsplit(".", 1)[0]
+        try:
+            here = f"Python {interpreters.locate(asked).version}"
+        except EnvError:
+            here = f"no Python {asked}"
+        raise EnvError(f"the plan was made with Python {planned.version} (for python "
+                       f"{asked}); this machine has {here}: install Python {planned.version} "
+                       "here, or make the plan on this machine") from None
+    lock = Requirements(planned.pins, (), planned.options,
+                        tuple(p.name for p in planned.pins))
+    found = _with_key(PythonRecipe(interpreter, lock, planned.source, resolved=planned.resolved,
+                                   request=planned.python))
+    if found.key != planned.key:
+        raise EnvError(f"its key here is {found.key[:12]}, not the plan's {planned.key[:12]} "
+                       f"(Python {interpreter.version} {interpreter.implementation} on "
+                       f"{sys.platform}-{os.uname().machine}): make the plan on a machine like "
+                       "this one")
+    return found

@@ -1,8 +1,10 @@
 """Run records: one directory per run under `.mlproject/runs/`, its `run.json` written atomically.
 
-A record is written when the run starts (status `running`) and again when it ends, so a run that
-fails, is interrupted or times out leaves a complete record; one left `running` by an mlproject
-that was killed is reported as `crashed` when read.
+A record (a RunRecord, record.py) is written when the run starts (status `running`) and again
+when it ends, so a run that fails, is interrupted or times out leaves a complete record; one left
+`running` by an mlproject that was killed is reported as `crashed` when read. Whatever is in the
+file (a torn write, an edit, another tool's JSON), what is read is a record that fits the
+published schema, or the reason it is none.
 """
 from __future__ import annotations
 
@@ -12,14 +14,17 @@ import json
 import os
 import stat
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from mlproject.runner.state.record import RECORD_FORMAT as RECORD_FORMAT  # re-exported
+from mlproject.runner.state.record import Host, RunRecord, from_json
+from mlproject.runner.state.record import problem_of as record_problem
+from mlproject.runner.state.schemacheck import shown as shown_value
+from mlproject.runner.state.status import Status
 from mlproject.runner.util.files import write_atomic
 
-RECORD_FORMAT = "mlproject.run/1"
-STATUSES = ("running", "succeeded", "failed", "interrupted", "timeout", "crashed")
 _GITIGNORE = "# written by mlproject: run records and caches stay out of Git\n*\n"
 
 
@@ -70,79 +75,41 @@ def process_start(pid: int) -> str | None:
     return fields[19]
 
 
-def host_info() -> dict[str, Any]:
+def host_info() -> Host:
     pid = os.getpid()
     system = os.uname()
-    return {"hostname": system.nodename, "pid": pid, "pid_start": process_start(pid),
-            "platform": f"{system.sysname}-{system.release}-{system.machine}",
-            "python": ".".join(map(str, sys.version_info[:3]))}
+    return Host(system.nodename, pid, process_start(pid),
+                f"{system.sysname}-{system.release}-{system.machine}",
+                ".".join(map(str, sys.version_info[:3])))
 
 
-def write(run_dir: Path, record: dict[str, Any]) -> None:
-    write_atomic(run_dir / "run.json", json.dumps(record, indent=2, sort_keys=False) + "\n")
+def write(run_dir: Path, record: RunRecord) -> None:
+    write_atomic(run_dir / "run.json", json.dumps(record.to_json(), indent=2) + "\n")
 
 
-def effective_status(record: dict[str, Any]) -> str:
+def effective_status(record: RunRecord) -> Status:
     """`crashed` for a record left `running` by an mlproject process that no longer exists."""
-    status = str(record.get("status", "crashed"))
-    if status != "running":
-        return status
-    host = record.get("host") or {}
-    if host.get("hostname") != os.uname().nodename:
-        return status  # another machine's run: we cannot tell
-    pid = host.get("pid")
-    alive = isinstance(pid, int) and process_start(pid) == host.get("pid_start")
-    return status if alive else "crashed"
+    if record.status is not Status.RUNNING:
+        return record.status
+    if record.host.hostname != os.uname().nodename:
+        return record.status  # another machine's run: we cannot tell
+    alive = process_start(record.host.pid) == record.host.pid_start
+    return record.status if alive else Status.CRASHED
 
 
-# A record is read back by `runs`, `runs show` and the up-to-date check; whatever is in the
-# file (a torn write, an edit, another tool's JSON), what is read is of this shape or reported.
-# Keys not named here are kept as they are (records of newer versions may carry more).
-_NUMBER = (int, float)
-_FIELDS: dict[str, tuple[type, ...]] = {
-    "format": (str,), "invocation": (str,), "project": (str,), "spec": (str,),
-    "spec_digest": (str,), "name": (str,), "entry_point": (str,), "started_at": (str,),
-    "ended_at": (str,), "duration": _NUMBER, "exit_code": (int,), "signal": (int,),
-    "reason": (str,), "backend": (str,), "command": (str,), "fingerprint": (str,),
-    "metrics_file": (str,), "metrics_error": (str,), "log": (str,),
-    "parameters": (dict,), "code": (dict,), "environment": (dict,), "resources": (dict,),
-    "data": (dict,), "metrics": (dict,), "outputs": (dict,), "plan": (dict,), "host": (dict,),
-    "mlproject_version": (str,),
-}
 MAX_RECORD_BYTES = 64 << 20  # a record is a few KiB; the plan of thousands of steps fits
 
 
-def problem_of(record: Any, run_id: str) -> str | None:
-    """Why `record` (run.json of the run directory `run_id`, parsed) is not a run record."""
-    if not isinstance(record, dict):
-        return f"holds {_kind(record)}, not a record (a JSON object)"
-    if record.get("id") != run_id:
-        if "id" not in record:
+def problem_of(data: Any, run_id: str) -> str | None:
+    """Why `data` (run.json of the run directory `run_id`, parsed) is not a run record: the
+    published schema (record.schema.json) decides, and the id must be its directory's name."""
+    if not isinstance(data, dict):
+        return f"holds {_kind(data)}, not a record (a JSON object)"
+    if data.get("id") != run_id:
+        if "id" not in data:
             return "has no id"
-        return f"has id {_shown_value(record['id'])}, which is not its directory's name"
-    if record.get("status") not in STATUSES:
-        return (f"has status {_shown_value(record.get('status'))}, not one of "
-                f"{', '.join(STATUSES)}")
-    for key, types in _FIELDS.items():
-        value = record.get(key)
-        if value is not None and (not isinstance(value, types) or isinstance(value, bool)
-                                  or (types is _NUMBER and not _finite(value))):
-            return f"has {key} {_shown_value(value)}, not {_kind_of(types)}"
-    for name, value in record.get("metrics", {}).items():
-        if not _finite(value):
-            return f"has metric {_shown_value(name)} = {_shown_value(value)}, not a finite number"
-    return None
-
-
-def _finite(value: Any) -> bool:
-    """A number that every reader can format and compare: no bool, NaN, infinity, or an int
-    beyond a float's range."""
-    if not isinstance(value, _NUMBER) or isinstance(value, bool):
-        return False
-    try:
-        return abs(float(value)) < float("inf")
-    except OverflowError:
-        return False
+        return f"has id {shown_value(data['id'])}, which is not its directory's name"
+    return record_problem(data)
 
 
 def _kind(value: Any) -> str:
@@ -151,36 +118,34 @@ def _kind(value: Any) -> str:
     return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
-def _kind_of(types: tuple[type, ...]) -> str:
-    names: dict[tuple[type, ...], str] = {(str,): "a string", (dict,): "an object",
-                                          (int,): "an integer"}
-    return names.get(types, "a finite number")
-
-
-def _shown_value(value: Any) -> str:
-    try:
-        text = json.dumps(value)
-    except (TypeError, ValueError, RecursionError):
-        text = type(value).__name__
-    return text if len(text) <= 60 else text[:57] + "..."
+# `corrupt` is no status a record has (Status has none such): `runs` lists a run directory
+# whose run.json cannot be used under it, with the problem, so that it hides no other run.
+CORRUPT = "corrupt"
 
 
 @dataclass(frozen=True)
 class Loaded:
     """What a run directory holds: its record, or why it has none that can be used."""
     id: str
-    record: dict[str, Any] | None
+    record: RunRecord | None
     problem: str | None = None  # None with no record: run.json was never written
 
-    def row(self) -> dict[str, Any]:
-        """The record, or a stand-in that says what is wrong, for lists."""
+    @property
+    def status(self) -> str:
+        """The record's status; `crashed` with no run.json, `corrupt` with an unusable one."""
         if self.record is not None:
-            return self.record
-        if self.problem is None:  # mlproject killed before its first write
-            return {"id": self.id, "status": "crashed", "entry_point": None, "duration": None,
-                    "metrics": {}}
-        return {"id": self.id, "status": "corrupt", "entry_point": None, "duration": None,
-                "metrics": {}, "problem": self.problem}
+            return self.record.status.value
+        return Status.CRASHED.value if self.problem is None else CORRUPT
+
+    def row(self) -> dict[str, Any]:
+        """The record's JSON form, or a stand-in that says what is wrong, for lists."""
+        if self.record is not None:
+            return self.record.to_json()
+        row: dict[str, Any] = {"id": self.id, "status": self.status, "entry_point": None,
+                               "duration": None, "metrics": {}}
+        if self.problem is not None:  # None: mlproject killed before its first write
+            row["problem"] = self.problem
+        return row
 
 
 def load(run_dir: Path) -> Loaded:
@@ -207,7 +172,7 @@ def load(run_dir: Path) -> Loaded:
     if len(data) > MAX_RECORD_BYTES:
         return Loaded(run_id, None, f"run.json is larger than {MAX_RECORD_BYTES >> 20} MiB")
     try:
-        record = json.loads(data.decode("utf-8"))
+        parsed = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
         return Loaded(run_id, None, f"run.json is not UTF-8 (byte 0x{data[exc.start]:02x} at "
                                     f"offset {exc.start})")
@@ -215,14 +180,14 @@ def load(run_dir: Path) -> Loaded:
         return Loaded(run_id, None, "run.json is nested too deeply")
     except ValueError as exc:
         return Loaded(run_id, None, f"run.json is not valid JSON: {shown(str(exc))}")
-    problem = problem_of(record, run_id)
+    problem = problem_of(parsed, run_id)
     if problem is not None:
         return Loaded(run_id, None, f"run.json {problem}")
-    record["status"] = effective_status(record)
-    return Loaded(run_id, record)
+    record = from_json(parsed)
+    return Loaded(run_id, replace(record, status=effective_status(record)))
 
 
-def read(run_dir: Path) -> dict[str, Any] | None:
+def read(run_dir: Path) -> RunRecord | None:
     """The record of a run directory, or None when it has none of the right shape."""
     return load(run_dir).record
 
@@ -238,11 +203,16 @@ def _run_dirs(base: Path) -> list[Path]:
                   and p.is_dir())
 
 
-def list_runs(root: str) -> list[dict[str, Any]]:
+def loaded_runs(root: str) -> list[Loaded]:
     """Every run of the project, oldest first. A directory without run.json (an mlproject
     killed before its first write) is shown as crashed; one whose run.json cannot be used, as
     corrupt with its `problem`: neither hides the others."""
-    return [load(run_dir).row() for run_dir in _run_dirs(runs_dir(root))]
+    return [load(run_dir) for run_dir in _run_dirs(runs_dir(root))]
+
+
+def list_runs(root: str) -> list[dict[str, Any]]:
+    """Every run of the project as `loaded_runs` finds them, each as its row (JSON form)."""
+    return [loaded.row() for loaded in loaded_runs(root)]
 
 
 @dataclass(frozen=True)
@@ -268,7 +238,7 @@ def lookup(root: str, run_id: str) -> Lookup:
     return Lookup(None, tuple(p.name for p in matches))
 
 
-def record_of(root: str, run_id: str) -> dict[str, Any] | None:
+def record_of(root: str, run_id: str) -> RunRecord | None:
     """A run's checked record by its id or a unique prefix of it; None when there is none, it
     is unusable, or the prefix names several."""
     found = lookup(root, run_id).found

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlproject.runner.state import records
+from mlproject.runner.state.status import Status
 from mlproject.runner.util.files import write_atomic
 
 
@@ -108,7 +109,7 @@ def earlier_run(root: str, fingerprint: str, outputs: tuple[str, ...]) -> str | 
     if not isinstance(run_id, str) or not isinstance(recorded, dict):
         return None
     run = records.record_of(root, run_id)
-    if not run or run.get("status") != "succeeded":
+    if not run or run.status is not Status.SUCCEEDED:
         return None
     if sorted(recorded) != sorted(outputs):
         return None

@@ -1,0 +1,38 @@
+"""`plan --backend NAME`: what each step would submit, prepared and never submitted."""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from mlproject.runner import backends
+from mlproject.runner.backends.base import RunContext, Submission
+from mlproject.runner.plan import Plan
+
+
+def prepared(plan: Plan, name: str) -> list[tuple[str, Submission | None, list[str]]]:
+    """Per step: its submission, or None with why it cannot start on that backend."""
+    from mlproject.runner.execute import preflight
+
+    backend = backends.get(name)
+    found: list[tuple[str, Submission | None, list[str]]] = []
+    for step in plan.steps:
+        problems = preflight(replace(plan, steps=(step,)), name)
+        submission = None if problems else backend.prepare(step, RunContext.for_plan(plan.project))
+        found.append((step.entry_point, submission, problems))
+    return found
+
+
+def render(plan: Plan, name: str) -> list[str]:
+    lines = [f"submissions to the {name} backend (prepared, not submitted):"]
+    for number, (entry_point, submission, problems) in enumerate(prepared(plan, name), 1):
+        lines.append(f"{number}. {entry_point}")
+        if submission is None:
+            lines.extend(f"   cannot start: {problem}" for problem in problems)
+        else:
+            lines.extend(submission.render())
+    return lines
+
+
+def to_json(plan: Plan, name: str) -> list[dict[str, Any]]:
+    return [{"entry_point": entry_point, "submission": s.to_json() if s else None,
+             "problems": problems} for entry_point, s, problems in prepared(plan, name)]

@@ -1,0 +1,84 @@
+"""Facts observed: what the project, Git and the cache say now. Nothing is cloned, fetched,
+resolved, built or written to the cache (`plan` and `run --dry-run` run on a machine without
+network and with a read-only cache, and show the same plan). What is not known yet is said:
+`Facts.pending`, and `acquire.py` gets it."""
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from mlproject.runner.facts import Facts, closure, gitstate, installed
+from mlproject.spec.model import Environment, Spec
+
+if TYPE_CHECKING:
+    from mlproject.runner.envs.recipes import EnvFact
+
+
+def observe_facts(root: str, spec: Spec | None = None, target: str = "main", *,
+                  env_manager: str | None = None, log: Callable[[str], None] = lambda _: None) -> Facts:
+    envs: dict[str, EnvFact] = {}
+    data = {}
+    pending: dict[str, str] = {}
+    env_inputs: dict[str, str] = {}
+    if spec is not None:
+        used = {d: spec.data[d] for n in closure(spec, target) for d in spec.entry_points[n].data}
+        if used:
+            from mlproject.runner.data.pins import observe_input
+
+            for name, declared in used.items():
+                found = observe_input(root, declared)
+                if isinstance(found, str):
+                    pending[name] = found
+                else:
+                    data[name] = found
+    if spec is not None and env_manager != "local":
+        for name in closure(spec, target):
+            wanted = spec.entry_points[name].environment
+            if wanted and wanted not in envs:
+                from mlproject.runner.envs import recipes
+
+                envs[wanted] = recipes.observe(root, spec.environments[wanted], log)
+                digest = _unlocked_inputs(root, spec.environments[wanted], envs[wanted])
+                if digest:
+                    env_inputs[wanted] = digest
+    local = spec is None or env_manager == "local" or any(
+        spec.entry_points[n].environment is None for n in closure(spec, target))
+    return Facts(
+        cwd=os.getcwd(),
+        code=gitstate.code_state(root),
+        interpreter=sys.executable,
+        python_version=".".join(map(str, sys.version_info[:3])),
+        platform=f"{sys.platform}-{os.uname().machine}",
+        envs=envs,
+        data=data,
+        data_pending=pending,
+        distributions=installed(_import_path()) if local else (),
+        env_inputs=env_inputs,
+    )
+
+
+def _import_path() -> list[str]:
+    """Where the local interpreter imports from, less the directory of the script that started
+    mlproject (a step's own sys.path[0] is its own script's)."""
+    return list(sys.path if sys.flags.safe_path else sys.path[1:])
+
+
+def _unlocked_inputs(root: str, env: Environment, fact: EnvFact) -> str | None:
+    """For a python environment whose pins are resolved when it is run (no lock), the digest
+    of what that resolution is cached by; None for any other environment."""
+    if env.kind != "python" or fact.error is not None:
+        return None
+    if fact.recipe is not None and not getattr(fact.recipe, "resolved", False):
+        return None  # locked: the recipe's key is the same under `plan` and `run`
+    from mlproject.runner.envs import interpreters, python
+    from mlproject.runner.envs.base import EnvError
+
+    try:
+        wanted = python.inputs(root, env)
+        interpreter = interpreters.locate(wanted.python)
+        text = wanted.digest(wanted.parse()) if wanted.origin is not None else ""
+    except EnvError:
+        return None  # observe said it already; `run` refuses the environment
+    return python.resolution_key(text, interpreter)
