@@ -95,7 +95,7 @@ def execute(plan: Plan, options: Options) -> int:
                 return recording.refuse(current, step, invocation, backend.name, problem)
             outcome = _run_step(current, step, backend, stopper, invocation)
             verified = False
-            if outcome.status != "succeeded":
+            if outcome.status != Status.SUCCEEDED:
                 _not_run(plan, step)
                 return outcome.exit_code
         return 0

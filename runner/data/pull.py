@@ -15,33 +15,18 @@ import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
-from mlproject.runner.data import pins
+from mlproject.runner.data import pins, repos
 from mlproject.runner.data.pins import DataError, DataPin, Log, workspace_path
 from mlproject.runner.data.verify import CHUNK, Status, StreamHash, check
 from mlproject.runner.state import records
-from mlproject.runner.util import extras
-from mlproject.runner.util.hashing import dir_md5
 
 _THREADS = min(8, os.cpu_count() or 1)
 
 
 class _Missing(Exception):
     """An object in none of the native places: DVC's API may still reach the remote."""
-
-
-class NeedsDVC(DataError, extras.MissingExtra):
-    """The data is on a remote that only DVC's API reaches, and DVC (or its plugin) is absent."""
-
-
-# A remote's URL scheme -> the DVC extra with its plugin and the plugin's module; http(s) is
-# in DVC itself.
-_PLUGINS = {"s3": ("s3", "dvc_s3"), "gs": ("gs", "dvc_gs"), "azure": ("azure", "dvc_azure"),
-            "gdrive": ("gdrive", "dvc_gdrive"), "ssh": ("ssh", "dvc_ssh"),
-            "hdfs": ("hdfs", "dvc_hdfs"), "webhdfs": ("webhdfs", "dvc_webhdfs"),
-            "oss": ("oss", "dvc_oss"), "webdav": ("webdav", "dvc_webdav"),
-            "webdavs": ("webdav", "dvc_webdav")}
 
 
 @dataclass(frozen=True)
@@ -89,7 +74,7 @@ def _read(path: str) -> str:
         return ""
 
 
-def _dvc_root(repo: pins.GitRepo, own: bool) -> str | None:
+def _dvc_root(repo: repos.GitRepo, own: bool) -> str | None:
     """The DVC project on disk: for the project, the nearest directory up to the Git top with a
     `.dvc` (`dvc init --subdir` allowed); for another repository, the directory given."""
     if repo.worktree is None:
@@ -103,7 +88,7 @@ def _dvc_root(repo: pins.GitRepo, own: bool) -> str | None:
     return here
 
 
-def _add_repo(sources: Sources, repo: pins.GitRepo, sha: str, own: bool, remote: Any,
+def _add_repo(sources: Sources, repo: repos.GitRepo, sha: str, own: bool, remote: Any,
               path: str) -> None:
     root = _dvc_root(repo, own)
     dotdvc = os.path.join(root, ".dvc") if root else None
@@ -144,9 +129,9 @@ def _add_repo(sources: Sources, repo: pins.GitRepo, sha: str, own: bool, remote:
 
 def sources(root: str, pin: DataPin, log: Log = pins.quiet) -> Sources:
     """Where the pin's objects may be, in the order they are tried."""
-    repo = pins.repo_of(root, pin.repo, log)
-    if pin.repo is not None and pins.is_url(pin.repo) and repo.commit(pin.sha) is None:
-        pins.fetch(repo, pin.sha, log)  # a pin made on another machine, newer than our clone
+    repo = repos.repo_of(root, pin.repo, log)
+    if pin.repo is not None and repos.is_url(pin.repo) and repo.commit(pin.sha) is None:
+        repos.fetch(repo, pin.sha, log)  # a pin made on another machine, newer than our clone
     found = pins.tracking_output(repo, pin.sha, pin.path, f"data.{pin.name}", pin.rev or "HEAD")
     found_sources = Sources()
     _add_repo(found_sources, repo, pin.sha, pin.repo is None, found.out.get("remote"), pin.path)
@@ -158,7 +143,7 @@ def sources(root: str, pin: DataPin, log: Log = pins.quiet) -> Sources:
         url, rev = origin["url"], str(origin.get("rev_lock") or origin.get("rev") or "HEAD")
         base = os.path.dirname(os.path.join(repo.worktree or root, found.dvcfile))
         try:
-            source = pins.clone(url, log) if pins.is_url(url) else pins.local_repo(
+            source = repos.clone(url, log) if repos.is_url(url) else repos.local_repo(
                 os.path.join(base, os.path.expanduser(url)), url)
             sha = source.commit(rev)
             if sha is not None:
@@ -168,7 +153,7 @@ def sources(root: str, pin: DataPin, log: Log = pins.quiet) -> Sources:
     return found_sources
 
 
-def _copy(read: Callable[[int], bytes], dest: str, kind: str) -> str:
+def copy_hashed(read: Callable[[int], bytes], dest: str, kind: str) -> str:
     """Copy a stream to `dest`, returning the hash of the bytes written."""
     digest = StreamHash(kind)
     os.makedirs(os.path.dirname(dest), exist_ok=True)
@@ -187,9 +172,9 @@ def _fetch(md5: str, pin: DataPin, stores: list[ObjectStore], dest: str, label: 
         source = store.object(md5, pin.dvc)
         try:
             with open(source, "rb") as handle:
-                got = _copy(handle.read, dest, pin.kind)
+                got = copy_hashed(handle.read, dest, pin.kind)
         except FileNotFoundError:
-            continue  # only the source can be absent: `dest`'s directory is made by _copy
+            continue  # only the source can be absent: `dest`'s directory is made by copy_hashed
         if got == md5.removesuffix(".dir"):
             return
         bad.append(f"{store.label} holds {got}")
@@ -239,57 +224,6 @@ def _native(pin: DataPin, stores: list[ObjectStore], stage: str) -> None:
             raise
 
 
-def _needs_dvc(pin: DataPin, remote: tuple[str, str]) -> NeedsDVC | None:
-    """What is missing to reach `remote` through DVC: DVC itself, its plugin for the scheme."""
-    name, url = remote
-    extra, module = _PLUGINS.get(url.split("://", 1)[0].lower(), ("", ""))
-    has_dvc = extras.installed("dvc")
-    plugin = [f"dvc[{extra}]"] if extra and not (has_dvc and extras.importable(module)) else []
-    if has_dvc and not plugin:
-        return None
-    where = f"remote {name!r} ({url})" if name else "its remote"
-    if has_dvc:  # only the plugin is missing
-        return NeedsDVC(f"data.{pin.name}: {where} needs DVC's {extra} plugin: "
-                        f"pip install '{plugin[0]}'")
-    return NeedsDVC(f"data.{pin.name}: {where} needs DVC: {extras.install_line('dvc', *plugin)}")
-
-
-def _with_dvc(pin: DataPin, repo: str, path: str, stage: str,
-              remote: tuple[str, str] = ("", "")) -> None:
-    """Through DVC's public API, for remotes that are not a local directory, verified the same."""
-    missing = _needs_dvc(pin, remote)
-    if missing is not None:
-        raise missing
-    try:
-        from dvc.api import DVCFileSystem  # type: ignore[import-untyped,unused-ignore]
-    except ImportError:  # found but broken: say so rather than fail inside DVC
-        raise NeedsDVC(f"data.{pin.name}: DVC is installed but cannot be imported; reinstall it: "
-                       f"{extras.install_line('dvc')}") from None
-    try:
-        fs = DVCFileSystem(repo, rev=pin.sha)
-        entries: dict[str, Any] = fs.find(path, detail=True) if pin.isdir else {path: {"md5": pin.md5}}
-        listing = []
-        for name, info in entries.items():
-            rel = posixpath.relpath(name, path) if pin.isdir else ""
-            expected = str(info.get("md5") or (info.get("dvc_info") or {}).get("md5"))
-            with fs.open(name, "rb") as handle:
-                reader: IO[bytes] = handle
-                got = _copy(reader.read, os.path.join(stage, *rel.split("/")) if rel else stage,
-                            pin.kind)
-            if got != expected:
-                raise DataError(f"data.{pin.name}: {pin.local}/{rel} from the remote is corrupted: "
-                                f"expected md5 {expected}, got {got}; nothing was changed")
-            listing.append((rel, got))
-    except DataError:
-        raise
-    except Exception as exc:  # DVC raises many types: the remote's, the network's, its own
-        raise DataError(f"data.{pin.name}: DVC could not fetch {path} at {pin.sha[:12]} from "
-                        f"{repo}: {exc}") from None
-    if pin.isdir and dir_md5(listing) != pin.md5:
-        raise DataError(f"data.{pin.name}: what DVC fetched for {pin.local} hashes to "
-                        f"{dir_md5(listing)}, not {pin.md5}; nothing was changed")
-
-
 def _unsaved(root: str, pin: DataPin, status: Status, found: Sources) -> bool:
     """Whether the workspace copy is in no DVC cache, so that replacing it would lose it."""
     if status.found is None or pin.repo is not None:
@@ -325,7 +259,9 @@ def pull(root: str, pin: DataPin, *, force: bool = False, log: Log = pins.quiet)
                                 "  fix: `dvc push` from where the data exists, or fix the remote"
                                 ) from None
             shutil.rmtree(stage, ignore_errors=True)
-            _with_dvc(pin, *found.api, stage, found.api_remote)
+            from mlproject.runner.data.through_dvc import fetch
+
+            fetch(pin, *found.api, stage, found.api_remote)
         if os.path.lexists(target):  # move aside, rename in, delete the old
             os.rename(target, os.path.join(tmp, "old"))
             try:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlproject.runner.envs import condalock
+from mlproject.runner.envs import condalock, plandata
 from mlproject.runner.envs.base import EnvError, Log, env_key
 from mlproject.runner.envs.condalock import Lock, Locked
 from mlproject.runner.util import extras, proc
@@ -202,22 +202,12 @@ class PlanData:
 
 
 def plan_data(recipe: CondaRecipe) -> dict[str, Any]:
-    from mlproject.runner.util.codec import encode
-
-    data = PlanData(recipe.lock.platform, recipe.env_file, recipe.lock_file, recipe.lock.conda,
-                    recipe.lock.pip, recipe.key)
-    found: dict[str, Any] = encode(data, PlanData)
-    return found
+    return plandata.encoded(PlanData(recipe.lock.platform, recipe.env_file, recipe.lock_file,
+                                     recipe.lock.conda, recipe.lock.pip, recipe.key), PlanData)
 
 
 def decode_plan(data: Any) -> PlanData:
-    from mlproject.runner.util.codec import Misfit, decoder
-
-    try:
-        planned: PlanData = decoder(PlanData)(data)
-    except Misfit as exc:
-        raise EnvError(f"its data in the plan does not fit a conda environment: {exc}") from None
-    return planned
+    return plandata.decoded(PlanData, data, "a conda environment")
 
 
 def recipe_from_plan(data: Any) -> CondaRecipe:

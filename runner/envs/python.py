@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlproject.runner.envs import bytecode, complete, interpreters, reqsyntax, requirements
+from mlproject.runner.envs import bytecode, complete, interpreters, plandata, reqsyntax, requirements
 from mlproject.runner.envs.base import INPUT_MARK, EnvError, Log, env_key
 from mlproject.runner.envs.pyinputs import Inputs as Inputs  # re-exported: callers ask here
 from mlproject.runner.envs.pyinputs import digest as digest
@@ -292,23 +292,14 @@ class PlanData:
 
 
 def plan_data(recipe: PythonRecipe) -> dict[str, Any]:
-    from mlproject.runner.util.codec import encode
-
-    data = PlanData(recipe.request, recipe.interpreter.version, recipe.interpreter.implementation,
-                    recipe.interpreter.path, recipe.source, recipe.resolved, recipe.lock.options,
-                    recipe.lock.pins, recipe.key)
-    found: dict[str, Any] = encode(data, PlanData)
-    return found
+    return plandata.encoded(PlanData(
+        recipe.request, recipe.interpreter.version, recipe.interpreter.implementation,
+        recipe.interpreter.path, recipe.source, recipe.resolved, recipe.lock.options,
+        recipe.lock.pins, recipe.key), PlanData)
 
 
 def decode_plan(data: Any) -> PlanData:
-    from mlproject.runner.util.codec import Misfit, decoder
-
-    try:
-        found: PlanData = decoder(PlanData)(data)
-    except Misfit as exc:
-        raise EnvError(f"its data in the plan does not fit a python environment: {exc}") from None
-    return found
+    return plandata.decoded(PlanData, data, "a python environment")
 
 
 def recipe_from_plan(data: Any) -> PythonRecipe:
