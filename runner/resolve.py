@@ -83,7 +83,7 @@ def _values(entry: EntryPoint, given: dict[str, str], facts: Facts, root: str,
         else:
             missing.append(f"{name} ({param.type})")
             continue
-        text = params.normalize(param.type, text)  # `True` and `true` are one value
+        text = params.canonical_text(param.type, text)  # `True` and `true` are one value
         if param.type == "uri" and not params.is_uri(text):
             raise ResolveError(f"parameter {name} (uri): {text!r}: expected a URI with a scheme")
         if param.type == "path" and not params.is_uri(text):

@@ -37,7 +37,7 @@ def unfit_text(text: str) -> str | None:
     return None
 
 
-def normalize(type_name: str, text: str) -> str:
+def canonical_text(type_name: str, text: str) -> str:
     """One text for one value of a bool or number, so that the command and the fingerprint do
     not depend on its spelling: bool -> True/False (`-P flag=true`, `yes`, `on`, `1` are one
     value); int -> no sign for positives, no leading zeros (`01`, `+1` are `1`); float -> the

@@ -119,7 +119,7 @@ def test_a_missing_dvc_plugin_is_named(tmp_path: Path) -> None:
     """DVC itself is installed here (the test extra) but not its S3 plugin."""
     from mlproject.runner.util import extras
 
-    if not extras.installed("dvc") or extras.importable("dvc_s3"):
+    if not extras.has_extra("dvc") or extras.importable("dvc_s3"):
         pytest.skip("needs DVC installed without dvc-s3")
     root = dvc_project(tmp_path / "proj", "s3://bucket/dvcstore")
     pulled = mlproject("data", "pull", cwd=root, blocked=())

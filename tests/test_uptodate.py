@@ -260,7 +260,7 @@ def test_the_local_interpreters_distributions_are_in_the_fingerprint(
     (site / "Other_Pkg-2.0.dist-info").mkdir()  # an install
     plan = _plan(cli, root)
     assert plan["steps"][0]["fingerprint"] != records.list_runs(str(root))[-1]["fingerprint"]
-    count = len(facts.installed(sys.path[1:]))
+    count = len(facts.installed_distributions(sys.path[1:]))
     assert f"{count} installed distributions" in plan["steps"][0]["fingerprint_basis"]["covered"][2]
     assert _run(cli, root) == {"main": "ran"}
 
@@ -272,7 +272,7 @@ def test_installed_reads_dist_info_and_egg_info_names(tmp_path: Path) -> None:
     (tmp_path / "dev.egg-info" / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: dev\n"
                                                        "Version: 4.5\n\nbody\n")
     (tmp_path / "plain-1.0.egg-info").write_text("Metadata-Version: 1.0\nVersion: 1.0\n")
-    assert facts.installed([str(tmp_path), str(tmp_path / "missing"), "/nonexistent.zip"]) == (
+    assert facts.installed_distributions([str(tmp_path), str(tmp_path / "missing"), "/nonexistent.zip"]) == (
         "dev==4.5", "foo-bar==1.2.3", "legacy==0.9", "plain==1.0")
 
 

@@ -259,9 +259,9 @@ def pull(root: str, pin: DataPin, *, force: bool = False, log: Log = pins.quiet)
                                 "  fix: `dvc push` from where the data exists, or fix the remote"
                                 ) from None
             shutil.rmtree(stage, ignore_errors=True)
-            from mlproject.runner.data.through_dvc import fetch
+            from mlproject.runner.data.through_dvc import copy_through_dvc
 
-            fetch(pin, *found.api, stage, found.api_remote)
+            copy_through_dvc(pin, *found.api, stage, found.api_remote)
         if os.path.lexists(target):  # move aside, rename in, delete the old
             os.rename(target, os.path.join(tmp, "old"))
             try:

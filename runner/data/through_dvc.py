@@ -31,7 +31,7 @@ def needs_dvc(pin: DataPin, remote: tuple[str, str]) -> NeedsDVC | None:
     """What is missing to reach `remote` through DVC: DVC itself, its plugin for the scheme."""
     name, url = remote
     extra, module = _PLUGINS.get(url.split("://", 1)[0].lower(), ("", ""))
-    has_dvc = extras.installed("dvc")
+    has_dvc = extras.has_extra("dvc")
     plugin = [f"dvc[{extra}]"] if extra and not (has_dvc and extras.importable(module)) else []
     if has_dvc and not plugin:
         return None
@@ -42,7 +42,7 @@ def needs_dvc(pin: DataPin, remote: tuple[str, str]) -> NeedsDVC | None:
     return NeedsDVC(f"data.{pin.name}: {where} needs DVC: {extras.install_line('dvc', *plugin)}")
 
 
-def fetch(pin: DataPin, repo: str, path: str, stage: str,
+def copy_through_dvc(pin: DataPin, repo: str, path: str, stage: str,
               remote: tuple[str, str] = ("", "")) -> None:
     """Through DVC's public API, for remotes that are not a local directory, verified the same."""
     missing = needs_dvc(pin, remote)

@@ -53,8 +53,8 @@ class CondaRecipe:
             f"against {self.lock_file}")
         # All of them before any is installed: a bad package must not leave half an environment.
         downloads = cache_root() / "conda-downloads"
-        conda = [condalock.fetch(p, downloads) for p in self.lock.conda]
-        wheels = [condalock.fetch(p, downloads) for p in self.lock.pip]
+        conda = [condalock.fetch_checked(p, downloads) for p in self.lock.conda]
+        wheels = [condalock.fetch_checked(p, downloads) for p in self.lock.pip]
         log(f"installing {len(conda)} conda packages with py-rattler")
         _link(self.lock, conda, prefix)
         if wheels:
@@ -158,7 +158,7 @@ def lock_conda(root: str, env: Environment, log: Log) -> Path:
     # conda-lock on PATH (also one installed with pipx), else the one mlproject[conda] put
     # beside this interpreter, run as a module: the environment need not be activated.
     program = shutil.which("conda-lock")
-    if program is None and not extras.installed("conda"):
+    if program is None and not extras.has_extra("conda"):
         raise NeedsCondaLock(f"locking {env_file} needs conda-lock: {extras.install_line('conda')}")
     conda_lock = [program] if program else [sys.executable, "-m", "conda_lock"]
     solver = next((found for found in map(shutil.which, SOLVERS) if found), None)

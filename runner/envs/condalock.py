@@ -190,7 +190,7 @@ def staleness(lock: Lock, lock_name: str, env_file: Path, env_name: str) -> str 
     return None
 
 
-def fetch(package: Locked, archives: Path) -> Path:
+def fetch_checked(package: Locked, archives: Path) -> Path:
     """A local file with the package's exact bytes, checked against the lock's hash.
 
     A file:// url or a plain path is read where it is; anything else is downloaded into

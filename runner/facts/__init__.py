@@ -64,7 +64,7 @@ def closure(spec: Spec, target: str) -> list[str]:
     return order
 
 
-def installed(entries: list[str]) -> tuple[str, ...]:
+def installed_distributions(entries: list[str]) -> tuple[str, ...]:
     """name==version of each distribution installed on an import path, from the names of its
     *.dist-info and *.egg-info directories: directory listings, no importlib.metadata."""
     found: set[str] = set()

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from mlproject.runner.facts import Facts, closure, gitstate, installed
+from mlproject.runner.facts import Facts, closure, gitstate, installed_distributions
 from mlproject.spec.model import Environment, Spec
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def observe_facts(root: str, spec: Spec | None = None, target: str = "main", *,
         envs=envs,
         data=data,
         data_pending=pending,
-        distributions=installed(_import_path()) if local else (),
+        distributions=installed_distributions(_import_path()) if local else (),
         env_inputs=env_inputs,
     )
 

@@ -145,7 +145,7 @@ def problem_of(data: Any) -> str | None:
     fmt = data.get("format")
     why = schemacheck.problem(upgraded(data) if fmt == FORMAT_V1 else data, schema())
     if why and why.startswith("has format ") and isinstance(fmt, str):
-        return (f"has format {schemacheck.shown(fmt)}, which this mlproject does not read (it "
+        return (f"has format {schemacheck.shown_value(fmt)}, which this mlproject does not read (it "
                 f"reads {' and '.join(FORMATS_READ)}): a newer mlproject wrote it?")
     return why
 

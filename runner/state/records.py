@@ -21,7 +21,7 @@ from typing import Any
 from mlproject.runner.state.record import RECORD_FORMAT as RECORD_FORMAT  # re-exported
 from mlproject.runner.state.record import Host, RunRecord, from_json
 from mlproject.runner.state.record import problem_of as record_problem
-from mlproject.runner.state.schemacheck import shown as shown_value
+from mlproject.runner.state.schemacheck import shown_value
 from mlproject.runner.state.status import Status
 from mlproject.runner.util.files import write_atomic
 

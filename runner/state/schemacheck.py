@@ -40,15 +40,15 @@ def problem(value: Any, schema: dict[str, Any], path: str = "") -> str | None:
     Properties are checked in the schema's order, so the first problem said is the same each
     time; a required property that is missing is said where the schema names it."""
     if "const" in schema and not _same(value, schema["const"]):
-        return f"has {path} {shown(value)}, not {shown(schema['const'])}"
+        return f"has {path} {shown_value(value)}, not {shown_value(schema['const'])}"
     if "enum" in schema and not any(_same(value, v) for v in schema["enum"]):
-        return (f"has {path} {shown(value)}, not one of "
+        return (f"has {path} {shown_value(value)}, not one of "
                 f"{', '.join(str(v) for v in schema['enum'])}")
     types = schema.get("type")
     if types is not None:
         allowed = [types] if isinstance(types, str) else list(types)
         if not any(_is(value, t) for t in allowed):
-            return f"has {path} {shown(value)}, not {' or '.join(map(_article, allowed))}"
+            return f"has {path} {shown_value(value)}, not {' or '.join(map(_article, allowed))}"
     if not isinstance(value, dict):
         return None
     properties: dict[str, Any] = schema.get("properties", {})
@@ -102,7 +102,7 @@ def _article(kind: str) -> str:
             "array": "a list", "null": "null", "boolean": "a boolean"}.get(kind, f"a {kind}")
 
 
-def shown(value: Any) -> str:
+def shown_value(value: Any) -> str:
     """A value in a message: as JSON, cut short."""
     try:
         text = json.dumps(value)

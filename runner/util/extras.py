@@ -27,7 +27,7 @@ def importable(module: str) -> bool:
         return False
 
 
-def installed(extra: str) -> bool:
+def has_extra(extra: str) -> bool:
     """Whether the extra's module can be imported, without importing it."""
     return importable(MODULES[extra])
 
