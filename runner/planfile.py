@@ -26,18 +26,30 @@ class PlanFileError(Exception):
     """A plan file that cannot be read, or that no longer fits the world (exit code 2)."""
 
 
+MAX_PLAN_BYTES = 64 << 20  # a plan of thousands of steps is a few MiB
+
+
 def read(path: str) -> Plan:
     """The plan in `path` ("-": standard input); PlanFileError names the file and what is wrong."""
+    import os
+    import stat
     import sys
 
     try:
-        if path == "-":
-            text = sys.stdin.read()
-        else:
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
+        if path == "-":  # a pipe: read no more than a plan can be
+            raw = sys.stdin.buffer.read(MAX_PLAN_BYTES + 1)
+        else:  # never blocks on a FIFO, never reads a device or a directory
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            with os.fdopen(fd, "rb") as handle:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise PlanFileError(f"{path}: not a plan: not a regular file")
+                raw = handle.read(MAX_PLAN_BYTES + 1)
     except OSError as exc:
         raise PlanFileError(f"{path}: cannot read the plan: {exc.strerror or exc}") from None
+    if len(raw) > MAX_PLAN_BYTES:
+        raise PlanFileError(f"{path}: not a plan: larger than {MAX_PLAN_BYTES >> 20} MiB")
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PlanFileError(f"{path}: not a plan: not UTF-8 text ({exc.reason})") from None
     try:

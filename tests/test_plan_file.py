@@ -291,3 +291,29 @@ def test_a_plan_with_data_to_fetch_fetches_it_first(tmp_path: Path) -> None:
     assert (b / "copy.csv").read_bytes() == data
     [record] = records.list_runs(str(b))
     assert record["data"]["ds"]["md5"] == md5  # the pin acquired, recorded
+
+
+def test_a_plan_file_that_is_no_file_or_too_big_is_refused_unread(
+        cli: Callable[..., Any], tmp_path: Path) -> None:
+    """A device, a FIFO, a directory or a huge file: refused at once, never read whole (a
+    remote worker reads what it is handed)."""
+    root = git_init(write_project(tmp_path / "p", {"MLproject": WRITES}))
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # nobody writes it: a read would block for ever
+    big = tmp_path / "big.json"
+    with open(big, "wb") as handle:
+        handle.truncate((64 << 20) + 1)  # sparse: costs no disk
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000)
+    expected = {
+        "/dev/zero": "mlproject: error: /dev/zero: not a plan: not a regular file\n",
+        str(fifo): f"mlproject: error: {fifo}: not a plan: not a regular file\n",
+        str(tmp_path): f"mlproject: error: {tmp_path}: cannot read the plan: Is a directory\n",
+        str(big): f"mlproject: error: {big}: not a plan: larger than 64 MiB\n",
+    }
+    for path, message in expected.items():
+        result = cli("run", "--plan", path, str(root))
+        assert (result.code, result.err) == (2, message)
+    nested = cli("run", "--plan", str(deep), str(root))
+    assert nested.code == 2 and nested.err.startswith(f"mlproject: error: {deep}: not a plan: not JSON")
+    assert not (root / "out.txt").exists() and not (root / ".mlproject").exists()
