@@ -1,11 +1,12 @@
-"""`mlproject lock`: resolve each unlocked environment the project (or an entry point) uses
-into its lock file, to be committed."""
+"""`mlproject lock`: resolve each environment the project (or an entry point) uses into its lock
+file, to be committed; a lock mlproject wrote before is written again from its inputs."""
 from __future__ import annotations
 
 import argparse
 
 from mlproject.runner.cli.common import EXIT_USAGE, error, load_spec
 from mlproject.runner.envs.base import EnvError
+from mlproject.runner.envs.kinds import kind
 from mlproject.runner.facts import closure
 from mlproject.runner.util import exitcodes, extras
 from mlproject.runner.util.console import say
@@ -23,7 +24,7 @@ def main(args: argparse.Namespace) -> int:
     else:
         used = (spec.entry_points[n].environment for n in closure(spec, args.entry_point))
         names = list(dict.fromkeys(n for n in used if n))
-    lockable = [spec.environments[n] for n in names if spec.environments[n].kind != "docker"]
+    lockable = [spec.environments[n] for n in names if kind(spec.environments[n].kind).locker]
     if not lockable:
         say("nothing to lock: no python or conda environment is declared")
         return 0
@@ -31,14 +32,7 @@ def main(args: argparse.Namespace) -> int:
     unequipped = False  # an extra is missing: install it, nothing was attempted
     for env in lockable:
         try:
-            if env.kind == "python":
-                from mlproject.runner.envs.python import write_lock
-
-                written = write_lock(spec.root, env, say)
-            else:
-                from mlproject.runner.envs.conda import lock_conda
-
-                written = lock_conda(spec.root, env, say)
+            written = kind(env.kind).lock(spec.root, env, say)
         except EnvError as exc:
             error(f"environment {env.name!r}: {exc}")
             failed += 1

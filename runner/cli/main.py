@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="project directory")
     show.add_argument("--json", action="store_true", help="the whole record as JSON")
 
-    lock = verbs.add_parser("lock", help="write the locks of the project's unlocked environments")
+    lock = verbs.add_parser("lock", help="write (again) the locks of the project's environments")
     _project_args(lock, entry=False)
     lock.add_argument("-e", "--entry-point", default=None, metavar="ENTRY",
                       help="only the environments this entry point (and what it needs) uses")

@@ -11,6 +11,8 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from mlproject.runner.envs.base import Log, Recipe
     from mlproject.spec.model import Environment
 
@@ -44,6 +46,7 @@ class Kind:
     misses: tuple[str, ...] = ()  # what it does not cover, in words
     wraps: bool = False  # the command runs inside a wrapper (a container), not just with variables
     needs_containers: bool = False  # only a backend that runs containers can run it
+    locker: str | None = None  # the module's function that writes its lock (`mlproject lock`)
 
     def _call(self, name: str, *args: Any) -> Any:
         assert self.module is not None
@@ -69,6 +72,12 @@ class Kind:
     def from_plan(self, data: Mapping[str, Any]) -> Recipe | None:
         return None if self.module is None else self._call("recipe_from_plan", data)
 
+    def lock(self, root: str, env: Environment, log: Log) -> Path:
+        """Resolve the environment's inputs into its lock file (`mlproject lock`); the file."""
+        assert self.locker is not None, f"{self.kind} environments have no lock"
+        written: Path = self._call(self.locker, root, env, log)
+        return written
+
     def coverage(self, name: str, detail: str) -> str:
         return self.covers.format(name=name, detail=detail)
 
@@ -77,8 +86,10 @@ KINDS: dict[str, Kind] = {k.kind.value: k for k in (
     Kind(EnvKind.LOCAL, None, "environment (local {detail})",
          ("the files of installed distributions beyond name and version (an editable "
           "install's code)",)),
-    Kind(EnvKind.PYTHON, "mlproject.runner.envs.python", "environment ({name}: its locked pins)"),
-    Kind(EnvKind.CONDA, "mlproject.runner.envs.conda", "environment ({name}: its locked pins)"),
+    Kind(EnvKind.PYTHON, "mlproject.runner.envs.python", "environment ({name}: its locked pins)",
+         locker="write_lock"),
+    Kind(EnvKind.CONDA, "mlproject.runner.envs.conda", "environment ({name}: its locked pins)",
+         locker="lock_conda"),
     Kind(EnvKind.DOCKER, None, "environment ({name}: image {detail} by name)",
          ("the image's content (a tag can move)",), wraps=True, needs_containers=True),
 )}
