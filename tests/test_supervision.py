@@ -445,3 +445,22 @@ def test_no_verb_tracebacks_on_a_read_only_project(project: Callable[..., Path])
     done = _in_namespace(root, ro, "lock", ".")  # resolves (PyPI), then cannot write the lock
     assert done.returncode == 4  # exitcodes.INCOMPLETE
     assert "cannot write its lock: Read-only file system" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_signal_before_any_step_starts_ends_mlproject_as_interrupted(
+        project: Callable[..., Path], signum: int) -> None:
+    """Before `execute` puts its handlers in place (here: reading a plan from a pipe that stays
+    open, as `run` may be cloning or resolving), SIGTERM and SIGHUP end it as Ctrl-C does: exit
+    130, nothing recorded, no traceback."""
+    root = project({"MLproject": """
+        entry_points:
+          main: {command: "python -c pass"}
+    """})
+    proc = mlproject_process("run", "--plan", "-", str(root), cwd=root, stdin=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    time.sleep(1.0)  # started and waiting on its standard input
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=30)
+    assert (proc.returncode, err) == (130, b"")
+    assert not (root / ".mlproject" / "runs").exists() or not any((root / ".mlproject" / "runs").iterdir())

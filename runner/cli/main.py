@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from mlproject.runner import __version__, backends
 from mlproject.runner.util.exitcodes import INTERNAL as EXIT_INTERNAL
@@ -223,6 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verb:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    previous = _stop_on_terminate()
     try:
         module = importlib.import_module(f"mlproject.runner.cli.{args.verb}_cmd")
         code: int = module.main(args)
@@ -235,7 +238,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         if _debug():
             raise  # the real exception, for a debugger or a test; entry() still exits 70
         return _internal_error(exc, args, argv)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return code
+
+
+def _terminated(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(signum)
+
+
+def _stop_on_terminate() -> dict[int, Any]:
+    """SIGTERM and SIGHUP end a verb as Ctrl-C does (exit 130, temporary files removed, a tool it
+    runs stopped), also before `execute` puts its own handlers in place: while `run` clones,
+    resolves or loads. The handlers in place before, to put back."""
+    previous: dict[int, Any] = {}
+    try:
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            previous[signum] = signal.signal(signum, _terminated)
+    except ValueError:  # only the main thread may set handlers (a library caller's thread)
+        pass
+    return previous
 
 
 def entry() -> None:
