@@ -69,6 +69,12 @@ def execute(plan: Plan, options: Options) -> int:
     problems = preflight(plan, options.backend) or realize.check_data(plan, options.pull)
     if problems:
         raise PreflightError("\n".join(problems))
+    from mlproject.runner.gitops import lockfile
+
+    try:  # a lock that is not one we read is refused before anything runs: never overwritten
+        lockfile.read(plan.project)
+    except lockfile.LockError as exc:
+        raise PreflightError(str(exc)) from None
     backend = backends.get(options.backend)
     stopper = Stopper()
     previous = {s: signal.signal(s, stopper.request) for s in _SIGNALS}
@@ -89,6 +95,7 @@ def execute(plan: Plan, options: Options) -> int:
                 found = uptodate.earlier_run(plan.project, step.fingerprint, step.outputs)
                 if found:
                     say(f"{step.entry_point}: up to date (run {found}); --force runs it anyway")
+                    recording.relock(plan.project, step, found)
                     continue
             problem = None if verified else realize.data_changed(plan, step)
             if problem:

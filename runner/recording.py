@@ -90,6 +90,10 @@ def finish(plan: Plan, step: Step, record: RunRecord, run_dir: Path, started: fl
         resources=replace(record.resources, enforced={k: str(v) for k, v in
                                                       outcome.enforced.items()},
                           peak_memory=outcome.peak_memory))
+    if outcome.status == Status.SUCCEEDED:  # before the record, which then says how it ended
+        outcome = _locked(root, step, ended, outcome)
+        ended = replace(ended, status=outcome.status, exit_code=outcome.exit_code,
+                        reason=outcome.reason)
     try:
         records.write(run_dir, ended)
     except OSError as exc:  # the disk filled up during the run: say so, and never claim success
@@ -107,3 +111,30 @@ def finish(plan: Plan, step: Step, record: RunRecord, run_dir: Path, started: fl
     say(f"{step.entry_point}: {outcome.status} in {ended.duration:.2f}s, exit code "
         f"{outcome.exit_code}{detail} (run {record.id})")
     return outcome
+
+
+def _locked(root: str, step: Step, record: RunRecord, outcome: Outcome) -> Outcome:
+    """The step's entry written to mlproject.lock; a lock that cannot be written fails the run
+    (exit 2, as a record that cannot be): the step succeeded, what Git would hold of it did not."""
+    from mlproject.runner.gitops import lockfile
+
+    try:
+        lockfile.write_entry(root, step, record)
+    except lockfile.LockError as exc:
+        return replace(outcome, status=Status.FAILED, exit_code=EXIT_NO_RECORD,
+                       reason=f"its entry in the lock is not written: {exc}")
+    return outcome
+
+
+def relock(root: str, step: Step, run_id: str) -> None:
+    """An up-to-date step's entry, from the run that makes it so: written where the lock lacks
+    it or holds another (a lock deleted, or made before this run), else the lock is untouched."""
+    from mlproject.runner.gitops import lockfile
+
+    record = records.record_of(root, run_id)
+    if record is None:
+        return
+    try:
+        lockfile.write_entry(root, step, record)
+    except lockfile.LockError as exc:
+        say(f"warning: {step.entry_point}: its entry in the lock is not written: {exc}")

@@ -14,8 +14,9 @@ from mlproject.runner.util.hashing import canonical_digest
 from mlproject.spec import params, template
 from mlproject.spec.model import DataInput, EntryPoint, Spec
 
-FINGERPRINT_VERSION = 3  # 2: upstream outputs chained by hash, path parameters hashed;
-# 3: path parameters inside the project enter the command relative to it (no root in it)
+FINGERPRINT_VERSION = 4  # 2: upstream outputs chained by hash, path parameters hashed;
+# 3: path parameters inside the project enter the command relative to it (no root in it);
+# 4: the code digest by content (Git blob ids), the same committed or not; mlproject.lock left out
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                     "NUMEXPR_NUM_THREADS", "NUMEXPR_MAX_THREADS", "VECLIB_MAXIMUM_THREADS")
 _EXTRA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
@@ -128,7 +129,7 @@ def _relative(path: str, root: str) -> str:
 def _written(spec: Spec) -> list[str]:
     """Paths the project's steps write: results, not code, whichever step declares them."""
     paths = [out for e in spec.entry_points.values() for out in e.outputs]
-    return paths + [e.metrics for e in spec.entry_points.values() if e.metrics]
+    return paths + [f for e in spec.entry_points.values() for f in (e.metrics, e.series) if f]
 
 
 def _environment(spec: Spec, entry: EntryPoint, overrides: Overrides, facts: Facts) -> EnvChoice:

@@ -14,6 +14,7 @@ from mlproject.spec.model import (
     EntryPoint,
     Environment,
     Gate,
+    Model,
     Parameter,
     Resources,
     Spec,
@@ -48,10 +49,12 @@ class Builder:
         entries = {name: self.entry_point(name, body, environments, default_env, data)
                    for name, body in raw["entry_points"].items()}
         self.check_needs(entries)
+        models = self.models(raw.get("models", {}), entries)
         return Spec(
             file=file, root=root, digest=digest, name=raw.get("name"), format=raw.get("format", 1),
             environments=environments, default_environment=default_env, data=data,
             resources=self.resources(("resources",), raw.get("resources", {})), entry_points=entries,
+            models=models,
         )
 
     def resources(self, path: DocPath, raw: dict[str, Any]) -> Resources:
@@ -116,16 +119,81 @@ class Builder:
         parts = self.check_command(where + ("command",), body["command"], parts)
         for i, output in enumerate(body.get("outputs", ())):
             self.check_path(where + ("outputs", i), output, "outputs")
-        if "metrics" in body:
-            self.check_path(where + ("metrics",), body["metrics"], "metrics files")
-        gates = tuple(Gate(metric, **known(Gate, rule)) for metric, rule in body.get("gates", {}).items())
+        metrics, series = metrics_files(body.get("metrics"))
+        if isinstance(body.get("metrics"), dict):
+            self.check_path(where + ("metrics", "file"), metrics, "metrics files")
+            self.check_path(where + ("metrics", "series"), series, "series files")
+        elif metrics is not None:
+            self.check_path(where + ("metrics",), metrics, "metrics files")
+        gates = tuple(self.gate(where + ("gates", metric), metric, rule)
+                      for metric, rule in body.get("gates", {}).items())
+        if gates and "metrics" not in body:
+            self.problem(where + ("gates",), "gates are checked against the metrics the entry "
+                         "point writes, and it declares no metrics file: add `metrics:` (without "
+                         "it every gate fails)", warning=True, key=True)
         return EntryPoint(
             name=name, command=body["command"], template=parts, parameters=parameters,
             environment=env, data=tuple(body.get("data", ())),
             resources=self.resources(where + ("resources",), body.get("resources", {})),
             needs=tuple(body.get("needs", ())),
-            outputs=tuple(body.get("outputs", ())), metrics=body.get("metrics"), gates=gates,
+            outputs=tuple(body.get("outputs", ())), metrics=metrics, series=series,
+            gates=gates,
         )
+
+    def gate(self, path: DocPath, metric: str, rule: dict[str, Any]) -> Gate:
+        # `metric` and `relative` are the model's, not keys of the file (unknown keys: warned)
+        values = {k: v for k, v in known(Gate, rule).items() if k not in ("metric", "relative")}
+        for key in ("min", "max", "tolerance"):
+            value = values.get(key)
+            if isinstance(value, (int, float)) and not math.isfinite(value):
+                self.problem(path + (key,), f"{key} must be a finite number, not {value!r}")
+        tolerance = values.pop("tolerance", 0)
+        if isinstance(tolerance, str):  # "2%": the schema let only a percentage through
+            values["tolerance"], values["relative"] = float(tolerance[:-1]) / 100, True
+        else:
+            values["tolerance"] = tolerance  # as written: 5 stays 5 in what gates print
+        low, high = values.get("min"), values.get("max")
+        if isinstance(low, (int, float)) and isinstance(high, (int, float)) and low > high:
+            self.problem(path + ("min",), f"min {low!r} is above max {high!r}: no value can pass")
+        if "not_worse_than" not in rule:
+            for key in ("tolerance", "direction"):
+                if key in rule:
+                    self.problem(path + (key,), f"{key} applies only to `not_worse_than: base` "
+                                 "(add it, or remove this key)", warning=True, key=True)
+        return Gate(metric, **values)
+
+    def models(self, raw: dict[str, Any], entries: dict[str, EntryPoint]) -> dict[str, Model]:
+        """Each model with the entry point whose declared output is, or holds, its path."""
+        declared = [(entry.name, output, posixpath.normpath(output))
+                    for entry in entries.values() for output in entry.outputs
+                    if outside_project(output) is None]
+        models: dict[str, Model] = {}
+        for name, body in raw.items():
+            where: DocPath = ("models", name, "path")
+            path = body["path"]
+            if outside_project(path):
+                self.check_path(where, path, "model paths")
+                continue
+            normal = posixpath.normpath(path)
+            exact = [(e, out) for e, out, n in declared if n == normal]
+            within = [(e, out) for e, out, n in declared if normal.startswith(n + "/")]
+            # the exact output first, else the innermost directory that holds it
+            owners = exact + sorted(within, key=lambda found: -len(found[1]))
+            writers = sorted({entry for entry, _ in owners})
+            if not owners:
+                shown = ", ".join(f"{out} ({e})" for e, out, _ in declared) or "none are declared"
+                self.problem(where, f"{path!r} is not a declared output of any entry point: add "
+                             f"it to the `outputs:` of the entry point that writes it (declared "
+                             f"outputs: {shown})")
+                continue
+            if len(writers) > 1:
+                self.problem(where, f"{path!r} is an output of several entry points "
+                             f"({', '.join(writers)}): a model must come from one")
+                continue
+            entry, output = owners[0]
+            models[name] = Model(name, normal, entry, output, body.get("description"),
+                                 tuple(body.get("labels", ())))
+        return models
 
     def parameter(self, path: DocPath, name: str, spec: str | dict[str, Any]) -> Parameter:
         if isinstance(spec, str):
@@ -210,6 +278,13 @@ def _bounded(key: str, value: Any) -> float | None:
     except (OverflowError, ValueError):
         return None
     return number if usable else None
+
+
+def metrics_files(value: Any) -> tuple[str | None, str | None]:
+    """`metrics: FILE` or `metrics: {file: FILE, series: FILE}` -> (metrics file, series file)."""
+    if isinstance(value, dict):
+        return value.get("file"), value.get("series")
+    return value, None
 
 
 def known(cls: Any, raw: dict[str, Any]) -> dict[str, Any]:

@@ -66,8 +66,19 @@ class Gate:
     min: float | None = None
     max: float | None = None
     not_worse_than: str | None = None
-    tolerance: float = 0.0
+    tolerance: float = 0.0  # an amount of the metric; with `relative`, a fraction of the base value
     direction: Literal["higher", "lower"] = "higher"
+    relative: bool = False  # `tolerance: 2%` in the file: 0.02 of the base value's magnitude
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    path: str  # relative to the project directory, as written (normalized)
+    entry_point: str  # the entry point that writes it
+    output: str  # the declared output of that entry point that is, or holds, the model
+    description: str | None = None
+    labels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,7 +92,8 @@ class EntryPoint:
     resources: Resources = Resources()
     needs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
-    metrics: str | None = None
+    metrics: str | None = None  # the metrics file
+    series: str | None = None  # `metrics: {file, series}`: per-epoch values, for plots
     gates: tuple[Gate, ...] = ()
 
 
@@ -98,6 +110,7 @@ class Spec:
     resources: Resources
     entry_points: Mapping[str, EntryPoint]
     warnings: tuple[Problem, ...] = ()
+    models: Mapping[str, Model] = field(default_factory=dict)  # in the file's order
 
     def no_entry_point(self, name: str) -> str:
         """The one message for an entry point the file does not declare."""

@@ -73,6 +73,7 @@ PLACES: dict[str, Callable[[Mapping], list[Mapping]]] = {
     "docker": lambda d: [e["docker"] for e in _values(d["environments"]) if "docker" in e],
     "gate": lambda d: [g for e in _entries(d) for g in _values(e.get("gates"))],
     "parameter": lambda d: [p for e in _entries(d) for p in _values(e.get("parameters"))],
+    "model": lambda d: _values(d["models"]),
 }
 
 

@@ -254,8 +254,9 @@ UNKNOWN_NESTED = pytest.mark.parametrize(("text", "where"), [
         entry_points:
           main:
             command: echo
+            metrics: m.json
             gates: {acc: {min: 0.8, minimum: 0.9}}
-    """, "MLproject:4:29: {}entry_points.main.gates.acc.minimum: unknown key 'minimum'"),
+    """, "MLproject:5:29: {}entry_points.main.gates.acc.minimum: unknown key 'minimum'"),
 ], ids=["data", "gates"])
 
 

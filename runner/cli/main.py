@@ -118,6 +118,88 @@ def build_parser() -> argparse.ArgumentParser:
     data_pull.add_argument("--force", action="store_true",
                            help="also replace a workspace copy whose changes are in no DVC cache")
 
+    status = verbs.add_parser(
+        "status", help="every step up to date with mlproject.lock, stale (and why), or never run",
+        description="Compare every step (of every entry point, or of -e ENTRY and what it "
+                    "needs) with its entry in mlproject.lock, observing only (as `plan`): up to "
+                    "date, stale with what changed (parameter, data pin, environment, code, "
+                    "output: old -> new), or never run. Exit 0; with --check, 1 when a step is "
+                    "stale or never run (CI: the committed lock matches the code); 2 an "
+                    "unreadable lock or MLproject.")
+    _project_args(status, entry=False)
+    status.add_argument("-e", "--entry-point", default=None, metavar="ENTRY",
+                        help="only this entry point and what it needs (default: all)")
+    status.add_argument("-P", "--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="parameter value of ENTRY, as `run` takes it; repeat for several")
+    status.add_argument("--env", choices=["local"], default=None, dest="env_manager",
+                        help="local: as `run --env local`")
+    status.add_argument("--check", action="store_true",
+                        help="exit 1 unless every step is up to date")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    gate = verbs.add_parser(
+        "gate", help="apply the gates to the metrics of mlproject.lock (exit 1 when one fails)",
+        description="Apply the MLproject file's gates to the working tree's mlproject.lock (the "
+                    "head), comparing not_worse_than with the lock at the base revision. Exit "
+                    "0: every gate passed; 1: a gate failed; 2: no lock at the head (run first), "
+                    "an unknown base, or an unreadable lock.")
+    _project_args(gate, entry=False)
+    gate.add_argument("--base", default=None, metavar="REF",
+                      help="the base revision (default: origin/$GITHUB_BASE_REF in a GitHub "
+                           "pull request, else the first of origin/main, main, origin/master, "
+                           "master that exists)")
+    gate.add_argument("--require-base", action="store_true",
+                      help="fail a not_worse_than gate that has no base value (default: it "
+                           "passes with a note)")
+    gate.add_argument("--json", action="store_true", help="machine-readable output")
+
+    report = verbs.add_parser(
+        "report", help="the pull request's report: the head lock against the base's",
+        description="Compare the head's mlproject.lock (the working tree's, or the one at "
+                    "--head) with the base's (read with `git show`, no checkout): metrics with "
+                    "their gates, parameters, data pins, environments, and the runs that made "
+                    "the head. Exit 0 (whatever the gates say: `mlproject gate` decides), 2 an "
+                    "unknown revision, no lock at the head, or --plots without matplotlib.")
+    _project_args(report, entry=False)
+    report.add_argument("--base", default=None, metavar="REF",
+                        help="the base revision (default: as `mlproject gate`)")
+    report.add_argument("--head", default=None, metavar="REF",
+                        help="the head revision (default: the working tree)")
+    report.add_argument("--format", choices=["markdown", "json"], default="markdown",
+                        help="markdown (a pull-request comment, default) or json")
+    report.add_argument("--plots", default=None, metavar="DIR",
+                        help="also write PNG pictures to DIR (needs mlproject[plots])")
+    report.add_argument("-o", "--output", default=None, metavar="FILE",
+                        help="write the report to FILE instead of stdout")
+
+    promote = verbs.add_parser(
+        "promote", help="register a model version (tag MODEL@vX.Y.Z) and/or assign it a stage "
+                        "(tag MODEL#STAGE#N), GTO's grammar",
+        description="Create annotated tags whose message carries the lock entry that produced the "
+                    "model. Refused, saying why, unless --force: a dirty tree, a stale lock, a "
+                    "failed gate, a model file that does not match the lock, a version that "
+                    "exists or does not increase. Exit 0 done, 1 refused, 2 usage error.")
+    promote.add_argument("model", metavar="MODEL", help="a model of the MLproject file's models:")
+    which = promote.add_mutually_exclusive_group()
+    which.add_argument("--version", default=None, metavar="X.Y.Z", help="the version to register")
+    which.add_argument("--bump", choices=["major", "minor", "patch"], default=None,
+                       help="register the greatest version so far, bumped (default: patch)")
+    promote.add_argument("--stage", default=None, metavar="STAGE",
+                         help="also assign this stage (alone: to the version at REF, if any)")
+    promote.add_argument("--ref", default="HEAD", metavar="REF", help="the commit (default: HEAD)")
+    promote.add_argument("--push", default=None, metavar="REMOTE",
+                         help="push the tags created (and only those) to REMOTE")
+    promote.add_argument("--force", action="store_true", help="tag even when a check refuses")
+    promote.add_argument("--project", dest="path", default=".", metavar="PATH",
+                         help="project directory or MLproject file (default: .)")
+    promote.add_argument("--strict", action="store_true", help=argparse.SUPPRESS)
+
+    registry = verbs.add_parser("registry", help="models, versions and stages, from the Git tags")
+    registry.add_argument("model", nargs="?", default=None, metavar="MODEL",
+                          help="only this model, with every version")
+    registry.add_argument("--repo", default=".", metavar="PATH", help="repository (default: .)")
+    registry.add_argument("--json", action="store_true", help="machine-readable output")
+
     init = verbs.add_parser("init", help="create a new project from the template")
     init.add_argument("directory", metavar="DIR", help="where to create it (must not hold "
                                                         "files of the same names)")

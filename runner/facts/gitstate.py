@@ -1,6 +1,11 @@
-"""The state of a project's code: its Git tree plus a hash of what is not committed.
+"""The state of a project's code, by content: the same files give the same digest whether they
+are committed or not (a lock written before `git commit` still matches after it).
 
-A directory outside Git works too: then every file is hashed (slower, and said so in the plan).
+In Git, the files are those of the project's tree at HEAD overlaid with what `git status`
+reports (changed, added, untracked and not ignored, deleted), each named by its Git blob id
+(`git hash-object`, which applies the repository's filters as `git add` would) and mode, as
+`git ls-tree` names committed ones. A directory outside Git works too: then every file is
+hashed (slower, and said so in the plan).
 """
 from __future__ import annotations
 
@@ -14,7 +19,9 @@ from mlproject.runner.util import proc
 from mlproject.runner.util.hashing import canonical_digest
 
 STATE_DIR = ".mlproject"
+LOCK_FILE = "mlproject.lock"  # gitops.lockfile.LOCK_FILE: the lock is a result, not code
 _SKIP_DIRS = {".git", STATE_DIR, "__pycache__"}
+_BATCH = 1000  # paths per `git hash-object`: well under any argument-length limit
 
 
 @dataclass(frozen=True)
@@ -23,23 +30,42 @@ class CodeState:
     commit: str | None = None  # None: not Git, or no commit yet
     tree: str | None = None  # the project directory's tree at HEAD
     branch: str | None = None
-    changes: Mapping[str, str] = field(default_factory=dict)  # relpath -> sha256, or "deleted"
+    # relpath -> its content id, or "deleted": in Git what differs from HEAD, else every file
+    changes: Mapping[str, str] = field(default_factory=dict)
+    # Git only: relpath -> "<mode> <blob id>" of every file the project holds now
+    files: Mapping[str, str] = field(default_factory=dict)
+    _digests: dict[tuple[str, ...], str] = field(default_factory=dict, compare=False,
+                                                  repr=False)
 
-    def _kept(self, exclude: Iterable[str]) -> dict[str, str]:
+    def _excluded(self, exclude: Iterable[str]) -> Any:
         prefixes = [os.path.normpath(p).replace(os.sep, "/").rstrip("/") for p in exclude]
-        prefixes.append(STATE_DIR)
+        prefixes += [STATE_DIR, LOCK_FILE]
 
         def excluded(path: str) -> bool:
+            if path.startswith(f".{LOCK_FILE}.") and path.endswith(".tmp"):
+                return True  # the lock being replaced by a concurrent run (files.write_atomic)
             return any(path == p or path.startswith(p + "/") for p in prefixes)
 
+        return excluded
+
+    def _kept(self, exclude: Iterable[str]) -> dict[str, str]:
+        excluded = self._excluded(exclude)
         return {p: h for p, h in self.changes.items() if not excluded(p)}
 
     def digest(self, exclude: Iterable[str] = ()) -> str:
-        """What the code is, less the paths a step writes itself."""
-        kept = {_json_name(p): h for p, h in self._kept(exclude).items()}
-        return canonical_digest({"kind": self.kind, "tree": self.tree, "changes": kept})
+        """What the code is, by content, less the paths a step writes itself."""
+        exclude = tuple(exclude)
+        known = self._digests.get(exclude)  # resolve asks once per step
+        if known is not None:
+            return known
+        excluded = self._excluded(exclude)
+        source = self.files if self.kind == "git" else self.changes
+        kept = {_json_name(p): h for p, h in source.items() if not excluded(p)}
+        made = self._digests[exclude] = canonical_digest({"kind": self.kind, "files": kept})
+        return made
 
     def to_json(self, exclude: Iterable[str] = ()) -> dict[str, Any]:
+        exclude = tuple(exclude)
         kept = self._kept(exclude)
         return {
             "kind": self.kind, "commit": self.commit, "tree": self.tree, "branch": self.branch,
@@ -111,12 +137,86 @@ def code_state(root: str) -> CodeState:
                        "--untracked-files=all", "--", "."], cwd=root)
     commit, branch, changed = _porcelain(status.stdout, prefix)
     tree = None
+    files: dict[str, str] = {}
     if commit:  # the project directory may not be in HEAD yet (new and untracked): no tree
         found = proc.run(["git", "rev-parse", "--verify", "-q", f"{commit}:{prefix}"], cwd=root,
                          check=False)
         tree = found.stdout.decode().strip() if found.code == 0 else None
-    changes = {path: _content(os.path.join(root, path)) for path in sorted(set(changed))}
-    return CodeState("git", commit, tree, branch, changes)
+        if tree:
+            files = _listed(root, tree)
+    changes = _identified(root, sorted(set(changed)))
+    for path, ident in changes.items():
+        if ident == "deleted":
+            files.pop(path, None)
+        else:
+            files[path] = ident
+    return CodeState("git", commit, tree, branch, changes, files)
+
+
+def _listed(root: str, tree: str) -> dict[str, str]:
+    """relpath -> "<mode> <id>" of every file in `tree` (a submodule: its commit)."""
+    listed = proc.run(["git", "ls-tree", "-r", "-z", "--full-tree", tree], cwd=root)
+    files = {}
+    for row in listed.stdout.split(b"\0"):
+        if not row:
+            continue
+        meta, _, name = row.partition(b"\t")
+        mode, _, oid = meta.decode().split(" ")
+        files[name.decode("utf-8", "surrogateescape")] = f"{mode} {oid}"
+    return files
+
+
+def _blob(data: bytes) -> str:
+    """Git's id of a blob holding `data` (what `git hash-object` gives without filters)."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def _identified(root: str, paths: list[str]) -> dict[str, str]:
+    """relpath -> "<mode> <id>" as Git would commit it now, or "deleted". Regular files go
+    through `git hash-object` (the repository's clean filters and line endings applied)."""
+    found: dict[str, str] = {}
+    regular: list[str] = []
+    for path in paths:
+        full = os.path.join(root, path)
+        try:
+            info = os.lstat(full)
+        except FileNotFoundError:
+            found[path] = "deleted"
+            continue
+        except OSError:
+            found[path] = "unreadable"
+            continue
+        if os.path.islink(full):
+            found[path] = f"120000 {_blob(os.fsencode(os.readlink(full)))}"
+        elif os.path.isdir(full):  # a submodule or a nested repository: its commit
+            head = proc.run(["git", "rev-parse", "-q", "--verify", "HEAD"], cwd=full,
+                            check=False)
+            found[path] = f"160000 {head.stdout.decode().strip() or 'dir'}"
+        elif not os.path.isfile(full):
+            found[path] = "special"  # a FIFO or a device: never opened (it could block)
+        else:
+            found[path] = "100755" if info.st_mode & 0o111 else "100644"
+            regular.append(path)
+    for start in range(0, len(regular), _BATCH):
+        batch = regular[start:start + _BATCH]
+        hashed = proc.run(["git", "hash-object", "--", *batch], cwd=root, check=False)
+        ids = hashed.stdout.decode().split() if hashed.code == 0 else []
+        if len(ids) != len(batch):  # one unreadable file fails the batch: one by one, no filters
+            ids = [_raw_blob(os.path.join(root, p)) for p in batch]
+        for path, oid in zip(batch, ids, strict=True):
+            found[path] = f"{found[path]} {oid}"
+    return found
+
+
+def _raw_blob(path: str) -> str:
+    try:
+        with open(path, "rb") as handle:
+            digest = hashlib.sha1(b"blob %d\0" % os.fstat(handle.fileno()).st_size)
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+            return digest.hexdigest()
+    except OSError:
+        return "unreadable"
 
 
 def _files(root: str) -> CodeState:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from mlproject.runner.facts import Facts, closure, gitstate, installed_distributions
@@ -16,14 +16,18 @@ if TYPE_CHECKING:
     from mlproject.runner.envs.recipes import EnvFact
 
 
-def observe_facts(root: str, spec: Spec | None = None, target: str = "main", *,
+def observe_facts(root: str, spec: Spec | None = None, target: str | Sequence[str] = "main", *,
                   env_manager: str | None = None, log: Callable[[str], None] = lambda _: None) -> Facts:
+    """`target`: an entry point, or several (`status` observes every step once)."""
+    targets = (target,) if isinstance(target, str) else tuple(target)
+    names = [] if spec is None else list(dict.fromkeys(n for t in targets
+                                                      for n in closure(spec, t)))
     envs: dict[str, EnvFact] = {}
     data = {}
     pending: dict[str, str] = {}
     env_inputs: dict[str, str] = {}
     if spec is not None:
-        used = {d: spec.data[d] for n in closure(spec, target) for d in spec.entry_points[n].data}
+        used = {d: spec.data[d] for n in names for d in spec.entry_points[n].data}
         if used:
             from mlproject.runner.data.pins import observe_input
 
@@ -34,7 +38,7 @@ def observe_facts(root: str, spec: Spec | None = None, target: str = "main", *,
                 else:
                     data[name] = found
     if spec is not None and env_manager != "local":
-        for name in closure(spec, target):
+        for name in names:
             wanted = spec.entry_points[name].environment
             if wanted and wanted not in envs:
                 from mlproject.runner.envs import recipes
@@ -44,7 +48,7 @@ def observe_facts(root: str, spec: Spec | None = None, target: str = "main", *,
                 if digest:
                     env_inputs[wanted] = digest
     local = spec is None or env_manager == "local" or any(
-        spec.entry_points[n].environment is None for n in closure(spec, target))
+        spec.entry_points[n].environment is None for n in names)
     return Facts(
         cwd=os.getcwd(),
         code=gitstate.code_state(root),

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 OK = 0
 STEP_FAILED = 1  # a step failed (without an exit code of its own: e.g. it wrote no declared output)
+GATE_FAILED = 1  # `gate`: a gate failed (the verb runs no step, so 1 is not ambiguous there)
+NOT_CURRENT = 1  # `status --check`: a step is stale or never run (it runs none: not ambiguous)
 USAGE = 2  # usage error, invalid MLproject, or a run that cannot start: nothing ran
 # mlproject cannot keep the run's log or record (a full or read-only disk): the same code as a
 # run that cannot start, since nothing it ran can be trusted as recorded
@@ -26,7 +28,8 @@ INTERRUPTED = 130  # SIGINT, SIGTERM or SIGHUP: 128 + SIGINT, as a shell reports
 MEANINGS = {
     OK: "every step succeeded (or was up to date); for other verbs, done",
     STEP_FAILED: "a step failed without an exit code of its own (otherwise its own code is "
-                 "passed through; 128 + N when signal N killed it)",
+                 "passed through; 128 + N when signal N killed it); `gate`: a gate failed; `status --check`: "
+                 "a step is stale or never run",
     USAGE: "usage error, invalid MLproject, or a run that cannot start (nothing ran); or "
            "the run's log or record cannot be written",
     DIFFERS: "`data status`: an input does not match its pin",
