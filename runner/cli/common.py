@@ -4,12 +4,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from mlproject.runner.plan import Plan
 from mlproject.runner.util import exitcodes
 from mlproject.runner.util.console import say
 from mlproject.spec import Spec, SpecError
+
+if TYPE_CHECKING:  # the plan's modules load with the verbs that plan, not with every verb
+    from mlproject.runner.plan import Plan
 
 EXIT_USAGE = exitcodes.USAGE  # the name the verbs import from here
 T = TypeVar("T")

@@ -86,19 +86,12 @@ def error(message: str) -> int:
 
 
 def _spec(args: argparse.Namespace) -> Spec | None:
-    """The spec, its warnings printed; None after printing why there is none. (cli.common's
-    load_spec does the same, but importing it brings the plan's modules: 20 ms of the budget.)"""
-    from mlproject.runner.state.speccache import load_cached
+    """The spec, its warnings printed; None after printing why there is none."""
+    from mlproject.runner.cli.common import load_spec
     from mlproject.spec import SpecError
 
-    try:
-        spec = load_cached(args.path, strict=args.strict)
-    except SpecError as exc:
-        sys.stderr.write(f"{exc}\n")
-        return None
-    for warning in spec.warnings:
-        sys.stderr.write(f"{warning}\n")
-    return spec
+    spec = load_spec(args)
+    return None if isinstance(spec, SpecError) else spec
 
 
 def _plots(args: argparse.Namespace, spec: Spec, made: Report, base_ref: str | None) -> int:
