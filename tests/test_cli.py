@@ -52,7 +52,9 @@ def test_no_verb_is_a_usage_error(cli: Callable[..., Any]) -> None:
 def test_init_creates_a_runnable_project_and_never_overwrites(cli: Callable[..., Any], tmp_path: Path) -> None:
     target = tmp_path / "demo"
     assert cli("init", str(target)).code == 0
-    assert {p.name for p in target.iterdir()} == {"MLproject", "prepare.py", "train.py", ".gitignore"}
+    assert {p.name for p in target.iterdir()} == {
+        ".dvc", ".dvcignore", ".git", ".github", ".gitignore", "MLproject", "README.md", "data",
+        "dvc-remote", "evaluate.py", "prepare.py", "summary.py", "train.py"}
     assert cli("init", str(target)).code == 0  # the same files again: nothing to overwrite
     (target / "train.py").write_text("# mine\n")
     result = cli("init", str(target))

@@ -23,7 +23,7 @@ def test_mypy_strict(tmp_path: Path) -> None:
     # give mypy that layout through links instead of teaching it setuptools' package-dir.
     layout = tmp_path / "mlproject"
     layout.mkdir()
-    for package in ("spec", "runner"):
+    for package in ("spec", "runner", "templates"):
         (layout / package).symlink_to(REPO / package)
     done = subprocess.run(
         [_tool("mypy"), "--strict", "--namespace-packages", "--explicit-package-bases",

@@ -144,13 +144,15 @@ def test_init_and_run_the_template(installed: Install, outside: Path) -> None:
     installed.run("mlproject", "init", "demo", cwd=outside)
     demo = outside / "demo"
     assert sorted(p.name for p in demo.iterdir()) == [
-        ".gitignore", "MLproject", "prepare.py", "train.py"]
+        ".dvc", ".dvcignore", ".git", ".github", ".gitignore", "MLproject", "README.md", "data",
+        "dvc-remote", "evaluate.py", "prepare.py", "summary.py", "train.py"]
     installed.run("mlproject", "validate", "demo", "--strict", cwd=outside)
     installed.run("mlproject", "run", "demo", cwd=outside)
     runs = json.loads(installed.run("mlproject", "runs", "--project", "demo", "--json",
                                     cwd=outside))
     assert [(r["entry_point"], r["status"]) for r in runs] == [
-        ("prepare", "succeeded"), ("main", "succeeded")]
+        ("prepare", "succeeded"), ("train", "succeeded"), ("evaluate", "succeeded"),
+        ("main", "succeeded")]
     assert (demo / "model" / "model.json").is_file()
 
 

@@ -14,12 +14,15 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from mlproject.runner import __version__, backends
 from mlproject.runner.util.exitcodes import INTERNAL as EXIT_INTERNAL
 from mlproject.runner.util.exitcodes import INTERRUPTED as EXIT_INTERRUPTED
 from mlproject.runner.util.exitcodes import USAGE as EXIT_USAGE
+
+TYPE_CHECKING = False  # not `typing`'s: --help must not import typing (~3 ms)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _project_args(parser: argparse.ArgumentParser, *, entry: bool = True) -> None:
@@ -200,10 +203,23 @@ def build_parser() -> argparse.ArgumentParser:
     registry.add_argument("--repo", default=".", metavar="PATH", help="repository (default: .)")
     registry.add_argument("--json", action="store_true", help="machine-readable output")
 
-    init = verbs.add_parser("init", help="create a new project from the template")
-    init.add_argument("directory", metavar="DIR", help="where to create it (must not hold "
-                                                        "files of the same names)")
+    init = verbs.add_parser("init", help="create a new project (a Git repository) from a template")
+    init.add_argument("directory", metavar="DIR", nargs="?", default=".",
+                      help="where to create it (default: .; must not hold files of the same names)")
+    templates = _templates()
+    init.add_argument("--template", default="iris", choices=templates, metavar="NAME",
+                      help=f"one of {', '.join(templates)} (default: iris, a complete GitOps "
+                           "repository; project: the bare skeleton)")
     return parser
+
+
+def _templates() -> list[str]:
+    """The packaged templates: directories of mlproject.templates with an MLproject file."""
+    # mlproject/templates beside mlproject/runner (installed), templates/ beside runner/ (a
+    # checkout): the same relative place, found without importing anything
+    here = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+        __file__)))), "templates")
+    return sorted(n for n in os.listdir(here) if os.path.isfile(os.path.join(here, n, "MLproject")))
 
 
 def _unencodable(raw: bool) -> Callable[[UnicodeError], tuple[str | bytes, int]]:

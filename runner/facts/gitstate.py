@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -21,6 +22,8 @@ from mlproject.runner.util.hashing import canonical_digest
 STATE_DIR = ".mlproject"
 LOCK_FILE = "mlproject.lock"  # gitops.lockfile.LOCK_FILE: the lock is a result, not code
 _SKIP_DIRS = {".git", STATE_DIR, "__pycache__"}
+_MODE = re.compile(r"[0-7]{6}")
+_OID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _BATCH = 1000  # paths per `git hash-object`: well under any argument-length limit
 
 
@@ -144,7 +147,10 @@ def code_state(root: str) -> CodeState:
         tree = found.stdout.decode().strip() if found.code == 0 else None
         if tree:
             files = _listed(root, tree)
-    changes = _identified(root, sorted(set(changed)))
+    # The lock and .mlproject/ are never code: not hashed (the lock changes after every run)
+    never = CodeState("git")._excluded(())
+    changes = _identified(root, sorted(p for p in set(changed) if not never(p)))
+    changes.update({p: "excluded" for p in set(changed) if never(p)})
     for path, ident in changes.items():
         if ident == "deleted":
             files.pop(path, None)
@@ -154,14 +160,39 @@ def code_state(root: str) -> CodeState:
 
 
 def _listed(root: str, tree: str) -> dict[str, str]:
-    """relpath -> "<mode> <id>" of every file in `tree` (a submodule: its commit)."""
+    """relpath -> "<mode> <id>" of every file in `tree` (a submodule: its commit). A tree id
+    names its content for ever, so its listing is kept in the user cache: `run` spends no
+    `git ls-tree` on a tree it has listed before. An entry that does not read back is listed
+    again (and rewritten)."""
+    from mlproject.runner.util.files import cache_root, write_atomic
+
+    entry = cache_root() / "trees" / f"{tree}.z"
+    try:
+        raw = entry.read_bytes()
+        if not raw.endswith(b"\0end\0"):  # written whole, or not at all
+            raise ValueError(entry)
+        return _parsed(raw[:-len(b"end\0")])
+    except (OSError, ValueError):
+        pass
     listed = proc.run(["git", "ls-tree", "-r", "-z", "--full-tree", tree], cwd=root)
+    files = _parsed(listed.stdout)
+    try:
+        write_atomic(entry, listed.stdout + b"end\0")
+    except OSError:
+        pass  # a read-only cache only costs speed
+    return files
+
+
+def _parsed(listing: bytes) -> dict[str, str]:
+    """`git ls-tree -r -z` output as relpath -> "<mode> <id>"; ValueError for anything else."""
     files = {}
-    for row in listed.stdout.split(b"\0"):
+    for row in listing.split(b"\0"):
         if not row:
             continue
         meta, _, name = row.partition(b"\t")
         mode, _, oid = meta.decode().split(" ")
+        if not (name and _MODE.fullmatch(mode) and _OID.fullmatch(oid)):
+            raise ValueError(row[:80])
         files[name.decode("utf-8", "surrogateescape")] = f"{mode} {oid}"
     return files
 
