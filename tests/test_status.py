@@ -330,3 +330,19 @@ def test_a_step_after_one_without_outputs_takes_its_locked_fingerprint(
     lines = _status(cli, root, code=0).splitlines()
     assert lines[0] == "check: stale" and "main: stale" in lines
     assert any(line.startswith("  upstream check: ") for line in lines)
+
+
+def test_a_python_environment_built_for_another_patch_release_is_a_note() -> None:
+    """A lock made on a laptop's 3.11.7 and checked on a CI runner's 3.11.9: the same pins for
+    the same X.Y and platform are what the lock can prove; another X.Y or other pins are not."""
+    old = {"name": "py", "kind": "python", "input": "key-a", "digest": "pins", "packages": {},
+           "python": "3.11.7", "platform": "linux-x86_64"}
+    assert staleness._environment(old, {**old, "input": "key-b", "python": "3.11.9"}) == (
+        [], ["environment py: the lock's pins were built for Python 3.11.7, this machine has "
+             "3.11.9: the same pins, the same X.Y"])
+    # another X.Y, another platform, other pins, or a lock that did not say: stale
+    for moved in ({"python": "3.12.1"}, {"platform": "darwin-arm64"}, {"digest": "other"}):
+        said, _ = staleness._environment(old, {**old, "input": "key-b", **moved})
+        assert said, moved
+    unsaid = {k: v for k, v in old.items() if k != "python"}
+    assert staleness._environment(unsaid, {**old, "input": "key-b"})[0]

@@ -47,6 +47,12 @@ def environment_of(step: Step) -> dict[str, Any]:
     }
     if env.kind == "local":  # what another machine can compare of it (`status`)
         found.update(python=data.get("version"), platform=data.get("platform"))
+    elif env.kind == "python":  # the interpreter its key was built for (`status`)
+        import os
+        import sys
+
+        found.update(python=data.get("version"),
+                     platform=f"{sys.platform}-{os.uname().machine}")
     return found
 
 

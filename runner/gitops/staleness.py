@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mlproject.runner.gitops import lockfile
+from mlproject.runner.gitops import lockentry, lockfile
 from mlproject.runner.gitops.lockfile import Lock, LockEntry
 from mlproject.runner.plan import Step
 
@@ -168,7 +168,8 @@ def _with_stand_ins(step: Step, entry: LockEntry) -> str:
     from dataclasses import replace
 
     fixed = dict(step.basis.fixed)
-    if step.environment.kind == "local" and entry.environment.get("kind") == "local":
+    local = step.environment.kind == "local" and entry.environment.get("kind") == "local"
+    if local or _same_pins_other_patch(entry.environment, lockentry.environment_of(step)):
         fixed["environment"] = entry.environment.get("input")
     data = {name: dict(value) for name, value in fixed.get("data", {}).items()}
     for name, pin in step.data.items():
@@ -195,11 +196,25 @@ def _environment(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[list[s
         if old.get("platform") and old.get("platform") != new.get("platform"):
             said.append(f"{name}: platform {old.get('platform')} -> {new.get('platform')}")
         return said, [] if said else [LOCAL_NOTE]
+    if _same_pins_other_patch(old, new):
+        return [], [f"{name}: the lock's pins were built for Python {old.get('python')}, "
+                    f"this machine has {new.get('python')}: the same pins, the same X.Y"]
     before, after = old.get("packages") or {}, new.get("packages") or {}
     if before and after and before != after:
         return _changes(f"{name}: package", before, after, str), []
     return [f"{name}: {_hash(old.get('input'))} -> {_hash(new.get('input'))} (its "
             "requirements or lock changed)"], []
+
+
+def _same_pins_other_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """A python environment whose pins are the lock's, for an interpreter of the same X.Y on
+    the same platform, differing only in its patch release (a laptop's 3.11.7, a CI runner's
+    3.11.9): what a lock can prove across machines, as for the local interpreter."""
+    return (new.get("kind") == "python" and old.get("digest") is not None
+            and old.get("digest") == new.get("digest")
+            and _minor(old.get("python")) is not None
+            and _minor(old.get("python")) == _minor(new.get("python"))
+            and old.get("platform") == new.get("platform"))
 
 
 def _minor(version: Any) -> str | None:
