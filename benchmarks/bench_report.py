@@ -24,12 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_run import mlproject_command
+
 TARGET_MS = 300.0
-
-
-def mlproject_command() -> list[str]:
-    script = Path(sys.executable).parent / "mlproject"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "mlproject.runner"]
 
 
 def spec_text(steps: int) -> str:
