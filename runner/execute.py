@@ -5,7 +5,9 @@ import os
 import shutil
 import signal
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from mlproject.runner import backends, realize, recording
 from mlproject.runner.backends.base import (
@@ -37,11 +39,16 @@ class Options:
     backend: str = "local"
     force: bool = False
     pull: bool = False  # materialize pinned data that does not match before running
+    settings: Mapping[str, Any] = field(default_factory=dict)  # the backend's (settings.load)
+    # entry point -> the run id its record was given before the plan started (a detached
+    # supervisor writes a queued record per step first, and says their ids at once)
+    run_ids: Mapping[str, str] | None = None
 
 
-def preflight(plan: Plan, backend_name: str) -> list[str]:
+def preflight(plan: Plan, backend_name: str,
+              settings: Mapping[str, Any] | None = None) -> list[str]:
     """Everything that would stop a step from starting, found before any step starts."""
-    backend = backends.get(backend_name)
+    backend = backends.get(backend_name, settings)
     problems = []
     written = [os.path.normpath(os.path.join(plan.project, out)) for s in plan.steps
                for out in (*s.outputs, *([s.metrics] if s.metrics else []))]
@@ -59,14 +66,15 @@ def preflight(plan: Plan, backend_name: str) -> list[str]:
             # what a step of the plan writes need not exist before the run
             if not os.path.exists(path) and not inside(path, written):
                 problems.append(f"parameter {name} (path): {path} does not exist")
-        problems.extend(backend.preflight(step))
+        problems.extend(backend.preflight(step, plan.project))
     return problems
 
 
 def execute(plan: Plan, options: Options) -> int:
     """Run the plan's steps in order; the exit code of the first that does not succeed, else 0.
     The plan is all it needs: environments are rebuilt from its data, pins are its steps'."""
-    problems = preflight(plan, options.backend) or realize.check_data(plan, options.pull)
+    problems = (preflight(plan, options.backend, options.settings)
+                or realize.check_data(plan, options.pull))
     if problems:
         raise PreflightError("\n".join(problems))
     from mlproject.runner.gitops import lockfile
@@ -75,7 +83,7 @@ def execute(plan: Plan, options: Options) -> int:
         lockfile.read(plan.project)
     except lockfile.LockError as exc:
         raise PreflightError(str(exc)) from None
-    backend = backends.get(options.backend)
+    backend = backends.get(options.backend, options.settings)
     stopper = Stopper()
     previous = {s: signal.signal(s, stopper.request) for s in _SIGNALS}
     invocation = os.urandom(8).hex()
@@ -100,7 +108,7 @@ def execute(plan: Plan, options: Options) -> int:
             problem = None if verified else realize.data_changed(plan, step)
             if problem:
                 return recording.refuse(current, step, invocation, backend.name, problem)
-            outcome = _run_step(current, step, backend, stopper, invocation)
+            outcome = _run_step(current, step, backend, stopper, invocation, options)
             verified = False
             if outcome.status != Status.SUCCEEDED:
                 _not_run(plan, step)
@@ -131,15 +139,20 @@ def _not_run(plan: Plan, failed: Step) -> None:
 
 
 def _run_step(plan: Plan, step: Step, backend: Backend, stopper: Stopper,
-              invocation: str) -> Outcome:
+              invocation: str, options: Options) -> Outcome:
     run_dir = None
+    given = (options.run_ids or {}).get(step.entry_point)
     try:  # a full, read-only or unwritable .mlproject: said before anything starts
-        run_id, run_dir = records.new_run_dir(plan.project)
+        if given is not None:  # its queued record was written before the plan started
+            run_id, run_dir = given, records.runs_dir(plan.project) / given
+        else:
+            run_id, run_dir = records.new_run_dir(plan.project)
         started_at, started = records.now(), time.monotonic()
-        record = recording.initial(plan, step, run_id, invocation, backend.name, started_at)
+        record = recording.initial(plan, step, run_id, invocation, backend.name, started_at,
+                                   options.settings)
         records.write(run_dir, record)
     except OSError as exc:
-        if run_dir is not None:
+        if run_dir is not None and given is None:
             shutil.rmtree(run_dir, ignore_errors=True)  # not a run: no record to show as crashed
         raise PreflightError(f"the run cannot be recorded in {records.runs_dir(plan.project)}: "
                              f"{exc.strerror or exc}") from None
@@ -147,7 +160,9 @@ def _run_step(plan: Plan, step: Step, backend: Backend, stopper: Stopper,
     outcome: Outcome
     try:
         with stopper.interruptible():  # a signal ends the build at once, and the step never starts
-            realized = realize.environment(step)
+            # an engine whose worker builds environments is given the recipe, not a prefix
+            realized = (realize.unbuilt() if backend.capabilities.builds_environments
+                        else realize.environment(step))
         if realized.prefix is not None:
             record = recording.built(record, realized.prefix, realized.built_now,
                                      realized.recipe)
@@ -170,8 +185,17 @@ def _run_step(plan: Plan, step: Step, backend: Backend, stopper: Stopper,
         submission = backend.prepare(step, ctx)
         if stopper.signal is not None:  # asked to stop before it started: it never starts
             outcome = Outcome(Status.INTERRUPTED, EXIT_INTERRUPTED)
+        elif records.cancel_requested(run_dir):  # `mlproject cancel ID` before it started
+            outcome = Outcome(Status.CANCELLED, EXIT_INTERRUPTED, reason="cancelled before it "
+                              "started")
         else:
             handle = backend.submit(submission)
+            record = recording.submitted(record, submission, handle)
+            try:  # so that another process can ask the engine about it (`runs`, `logs -f`)
+                records.write(run_dir, record)
+            except OSError as exc:
+                say(f"warning: the record of run {run_id} does not hold the engine's id "
+                    f"({exc.strerror or exc})")
             outcome = backend.wait(submission, handle, stopper)
     except SubmitError as exc:  # the engine refused it, or it could not be started at all
         outcome = Outcome(Status.FAILED, exc.exit_code, reason=str(exc))

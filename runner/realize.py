@@ -66,11 +66,18 @@ class Realized:
         return [*self.wrapper, *argv]
 
 
+def unbuilt() -> Realized:
+    """Nothing built here: a local interpreter, an image, or a worker that builds it itself."""
+    from mlproject.runner.envs.store import Hold
+
+    return Realized({}, Hold(None))
+
+
 def environment(step: Step) -> Realized:
     """Build (or reuse) the step's environment, from the plan's data alone, and hold it.
     EnvError: it cannot be built here (an interpreter of another version, another platform)."""
     from mlproject.runner.envs.kinds import kind
-    from mlproject.runner.envs.store import EnvStore, Hold
+    from mlproject.runner.envs.store import EnvStore
 
     choice = step.environment
     if choice.pending:  # `run` acquires before it executes: a plan that did not is a bug
@@ -80,7 +87,7 @@ def environment(step: Step) -> Realized:
         raise EnvError("the plan holds no recipe for it: make the plan again")
     recipe = entry.from_plan(choice.data) if choice.data else None
     if recipe is None:
-        return Realized({}, Hold(None))
+        return unbuilt()
     store = EnvStore()
     hold = store.hold(recipe.key, say)  # before the check: nothing prunes it after that
     try:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mlproject.runner import __version__
-from mlproject.runner.backends.base import Outcome
+from mlproject.runner.backends.base import Handle, Outcome, Submission
 from mlproject.runner.envs.kinds import EnvKind
 from mlproject.runner.plan import Plan, Step
 from mlproject.runner.state import records, uptodate
@@ -39,11 +39,13 @@ def refuse(plan: Plan, step: Step, invocation: str, backend: str, reason: str) -
 
 
 def initial(plan: Plan, step: Step, run_id: str, invocation: str, backend: str,
-            started_at: dt.datetime) -> RunRecord:
-    """The record of a step that starts now (status running)."""
+            started_at: dt.datetime, settings: Mapping[str, Any] | None = None,
+            status: Status = Status.RUNNING, reason: str | None = None) -> RunRecord:
+    """The record of a step that starts now (status running), or that waits for its turn
+    (queued: a detached pipeline's later steps, whose ids are given out at once)."""
     env = step.environment.to_json()
     return RunRecord(
-        id=run_id, status=Status.RUNNING, invocation=invocation, project=plan.project,
+        id=run_id, invocation=invocation, project=plan.project,
         spec=plan.spec_file, spec_digest=plan.spec_digest, name=plan.name,
         entry_point=step.entry_point, started_at=started_at.isoformat(), backend=backend,
         command=step.command, parameters=dict(step.parameters), fingerprint=step.fingerprint,
@@ -52,7 +54,13 @@ def initial(plan: Plan, step: Step, run_id: str, invocation: str, backend: str,
         resources=ResourceUse(step.resources.to_json()),
         data={k: dict(v) for k, v in step.data.items()}, metrics_file=step.metrics,
         plan=plan.to_json(), mlproject_version=__version__, host=records.host_info(),
+        settings=dict(settings or {}), status=status, reason=reason,
     )
+
+
+def submitted(record: RunRecord, submission: Submission, handle: Handle) -> RunRecord:
+    """The record once the engine has the step: what was submitted, and how to find it."""
+    return replace(record, submission=submission.to_json(), handle=handle.to_json())
 
 
 def built(record: RunRecord, prefix: str, built_now: bool,
@@ -89,7 +97,12 @@ def finish(plan: Plan, step: Step, record: RunRecord, run_dir: Path, started: fl
         metrics_error=metrics_error, outputs=found.hashes,
         resources=replace(record.resources, enforced={k: str(v) for k, v in
                                                       outcome.enforced.items()},
-                          peak_memory=outcome.peak_memory))
+                          peak_memory=outcome.peak_memory),
+        engine={**record.engine, **outcome.engine})
+    if outcome.environment is not None:  # built by the engine's worker, where the step ran
+        env = outcome.environment
+        ended = built(ended, str(env.get("prefix")), bool(env.get("built_now")),
+                      env.get("recipe"))
     if outcome.status == Status.SUCCEEDED:  # before the record, which then says how it ended
         outcome = _locked(root, step, ended, outcome)
         ended = replace(ended, status=outcome.status, exit_code=outcome.exit_code,

@@ -83,13 +83,13 @@ class Builder:
         if "conda_env" in raw:
             envs["conda_env"] = Environment("conda_env", "conda", file=raw["conda_env"])
         if "docker_env" in raw:
-            envs["docker_env"] = docker("docker_env", raw["docker_env"])
+            envs["docker_env"] = self.docker(("docker_env",), "docker_env", raw["docker_env"])
         for name, body in raw.get("environments", {}).items():
             if name in envs:
                 self.problem(("environments", name), f"{name!r} is the name of MLflow's top-level "
                              "environment in this file: choose another", key=True)
             if "docker" in body:
-                envs[name] = docker(name, body["docker"])
+                envs[name] = self.docker(("environments", name, "docker"), name, body["docker"])
             elif "conda" in body:
                 envs[name] = Environment(name, "conda", file=body["conda"], lock=body.get("lock"))
             else:
@@ -243,6 +243,31 @@ class Builder:
             self.problem(path, f"{value!r} {why}: {what} are paths inside the project, relative "
                          "to its directory")
 
+    def docker(self, path: DocPath, name: str, raw: dict[str, Any]) -> Environment:
+        """A container image to run, or one to build (`build`: its context and Dockerfile inside
+        the project, each path checked here with its position)."""
+        options = {k: v for k, v in raw.items() if k != "image"}
+        if "build" not in raw:
+            return Environment(name, "docker", image=raw["image"], options=options)
+        where = path + ("build",)
+        build = raw["build"]
+        context = posixpath.normpath(build.get("context", "."))
+        why = None if context == "." else outside_project(context)
+        if why:
+            self.problem(where + ("context",), f"{build['context']!r} {why}: the build context "
+                         "is a directory inside the project, relative to its directory")
+        dockerfile = posixpath.normpath(posixpath.join(context, build.get("dockerfile", "Dockerfile")))
+        why = outside_project(dockerfile)
+        if why and "dockerfile" in build:
+            self.problem(where + ("dockerfile",), f"{build['dockerfile']!r} {why}: the "
+                         "Dockerfile is a file inside the project, relative to the build context")
+        if "pull" in raw:
+            self.problem(path + ("pull",), "`pull` is for an image to run: an image built "
+                         "here is never pulled (its base image is, by `docker build`)", key=True)
+        args = {k: _arg_text(v) for k, v in (build.get("args") or {}).items()}
+        options["build"] = {"context": context, "dockerfile": dockerfile, "args": args}
+        return Environment(name, "docker", file=dockerfile, options=options)
+
     def check_needs(self, entries: dict[str, EntryPoint]) -> None:
         for entry in entries.values():
             for i, need in enumerate(entry.needs):
@@ -320,6 +345,6 @@ def outside_project(value: str) -> str | None:
     return None
 
 
-def docker(name: str, raw: dict[str, Any]) -> Environment:
-    options = {k: v for k, v in raw.items() if k != "image"}
-    return Environment(name, "docker", image=raw["image"], options=options)
+def _arg_text(value: Any) -> str:
+    """A build argument as `--build-arg` passes it (YAML's true is `true`, as compose writes)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)

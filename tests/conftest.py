@@ -6,9 +6,10 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mlproject.runner.cli.main import main
@@ -22,6 +23,7 @@ def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("MLPROJECT_CACHE_DIR", str(home / "cache"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "xdg"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))  # no user's config.toml
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / "gitconfig"))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     monkeypatch.setenv("GIT_AUTHOR_NAME", "Test")
@@ -96,3 +98,24 @@ def mlproject_process(*args: str, cwd: Path, **kwargs: object) -> subprocess.Pop
     """`mlproject ARGS...` as a real process (for signals, concurrency, exit codes)."""
     return subprocess.Popen([sys.executable, "-m", "mlproject.runner", *args], cwd=cwd,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"}, **kwargs)  # type: ignore[call-overload]
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[Any]:
+    """A real dockerd for this test process (tests/dockerengine.py), stopped by pid at the end;
+    skipped with the reason where it cannot be had (failed where MLPROJECT_REQUIRE_ENGINES=1)."""
+    from tests import dockerengine
+
+    try:
+        with dockerengine.running() as engine:
+            yield engine
+    except dockerengine.Unavailable as exc:
+        dockerengine.unavailable(str(exc))
+
+
+@pytest.fixture
+def docker(docker_engine: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The engine, with DOCKER_HOST and PATH (its docker client first) set for the test."""
+    for name, value in docker_engine.environ().items():
+        monkeypatch.setenv(name, value)
+    return docker_engine

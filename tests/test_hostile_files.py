@@ -593,7 +593,8 @@ _BASE_RECORD = {  # every key a record has (record.schema.json), each of the typ
     "data": {}, "metrics_file": "m.json", "metrics": {"a": 1.0}, "metrics_error": None,
     "outputs": {"o": {"md5": "x"}}, "plan": {}, "mlproject_version": "0",
     "host": {"hostname": os.uname().nodename, "pid": 1, "pid_start": "0", "platform": "p",
-             "python": "3"}, "log": "log.txt"}
+             "python": "3"}, "log": "log.txt", "handle": None, "submission": None,
+    "settings": {}, "engine": {}}
 
 
 @pytest.mark.slow

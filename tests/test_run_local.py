@@ -64,7 +64,7 @@ def test_success_records_everything(cli: Callable[..., Any], project: Callable[.
     assert result.code == 0, result.err
     record = _only_record(root)
     run_dir = records.runs_dir(str(root)) / record["id"]
-    assert record["format"] == "mlproject.run/2"
+    assert record["format"] == "mlproject.run/3"
     assert record["status"] == "succeeded" and record["exit_code"] == 0
     assert record["entry_point"] == "main" and record["name"] == "rec"
     assert record["parameters"] == {"alpha": "0.25"}
@@ -390,7 +390,7 @@ def test_memory_limit_is_enforced_by_a_cgroup(cli: Callable[..., Any], project: 
     """})
     assert cli("run", str(root), "-e", "hog").code == 137
     hog = records.list_runs(str(root))[-1]
-    assert hog["status"] == "failed"
+    assert hog["status"] == "oom"
     assert hog["reason"] == "killed: memory limit 64Mi exceeded"
     assert hog["resources"]["enforced"]["memory"].startswith("cgroup v")
     assert cli("run", str(root), "-e", "fits").code == 0

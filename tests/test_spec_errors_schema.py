@@ -173,7 +173,9 @@ def test_docker_without_image(here: Path) -> None:
             docker: {volumes: [/data]}
         entry_points:
           main: {command: echo}
-    """) == ["MLproject:3:13: environments.box.docker: missing required key 'image'"]
+    """) == ["MLproject:3:13: environments.box.docker: a docker environment gives exactly one of: "
+             "an image to run (image: REF), or how to build one (build: {context, dockerfile, "
+             "args})"]
 
 
 def test_mlflow_docker_env_without_image(here: Path) -> None:

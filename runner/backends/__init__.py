@@ -8,13 +8,18 @@ from collections.abc import Callable
 
 TYPE_CHECKING = False  # not `typing`'s: building the parser must not import typing (~5 ms)
 if TYPE_CHECKING:
-    from mlproject.runner.backends.base import Backend
+    from collections.abc import Mapping
+    from typing import Any
 
-Factory = Callable[[], "Backend"]
+    from mlproject.runner.backends.base import Backend
+    from mlproject.runner.backends.settings import Setting
+
+Factory = Callable[..., "Backend"]  # called with the settings, or with nothing
 
 # name -> "module:attribute" of a class or function that makes one, or a factory itself
 _REGISTRY: dict[str, str | Factory] = {
     "local": "mlproject.runner.backends.local.backend:LocalBackend",
+    "docker": "mlproject.runner.backends.docker.backend:DockerBackend",
 }
 
 
@@ -37,7 +42,7 @@ def unregister(name: str) -> None:
     _REGISTRY.pop(name, None)
 
 
-def get(name: str) -> Backend:
+def _factory(name: str) -> Factory:
     try:
         entry = _REGISTRY[name]
     except KeyError:
@@ -45,5 +50,19 @@ def get(name: str) -> Backend:
     if isinstance(entry, str):
         module, _, attr = entry.partition(":")
         entry = getattr(importlib.import_module(module), attr)
-    backend: Backend = entry()
+    return entry
+
+
+def get(name: str, settings: Mapping[str, Any] | None = None) -> Backend:
+    """A backend made with `settings` (already checked by settings.load); a backend that takes
+    none is made with nothing."""
+    factory = _factory(name)
+    backend: Backend = factory(settings) if settings else factory()
     return backend
+
+
+def settings_of(name: str) -> Mapping[str, Setting]:
+    """The settings the backend `name` takes (its class's SETTINGS), read without making one;
+    none for a factory that declares none (a test's fake)."""
+    declared: Mapping[str, Setting] = getattr(_factory(name), "SETTINGS", None) or {}
+    return declared

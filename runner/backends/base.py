@@ -182,6 +182,9 @@ class Outcome:
     reason: str | None = None
     enforced: Mapping[str, Any] = field(default_factory=dict)  # how each resource was honoured
     peak_memory: int | None = None
+    engine: Mapping[str, Any] = field(default_factory=dict)  # what the engine reported of it
+    # an environment the worker built (capabilities.builds_environments): prefix, built_now, recipe
+    environment: Mapping[str, Any] | None = None
 
 
 class SubmitError(Exception):
@@ -196,9 +199,10 @@ class Backend(Protocol):
     name: str
     capabilities: Capabilities
 
-    def preflight(self, step: Step) -> list[str]:
-        """Why the step can never start here (a request the engine cannot meet); empty when it
-        can. Asked of every step before any step starts."""
+    def preflight(self, step: Step, root: str) -> list[str]:
+        """Why the step can never start here (a request the engine cannot meet, an image or a
+        build context that is not there); empty when it can. Asked of every step before any
+        step starts; `root` is the project's directory."""
 
     def prepare(self, step: Step, ctx: RunContext) -> Submission:
         """What would run: pure, nothing is started (`plan --backend` calls it too)."""
@@ -216,3 +220,25 @@ class Backend(Protocol):
 
     def wait(self, submission: Submission, handle: Handle, stopper: Stopper) -> Outcome:
         """Until the step ends; cancels it when the stopper is set. Engines use `poll`."""
+
+    # Optional, for whoever records an end the supervising mlproject did not (state/reconcile.py),
+    # called through the functions below (not members of the protocol: a backend need not
+    # define them):
+    # `engine_facts(self, handle: Handle) -> Mapping[str, Any]`: what the engine says of the
+    #   ended step, as `wait` puts it in Outcome.engine (asked before `cleanup`);
+    # `cleanup(self, handle: Handle) -> None`: remove what the engine keeps of a step whose end
+    #   has been recorded (docker: the container); a backend without it keeps nothing to remove.
+
+
+def cleanup(backend: Backend, handle: Handle) -> None:
+    """The backend's `cleanup(handle)` where it defines one; nothing otherwise."""
+    method = getattr(backend, "cleanup", None)
+    if callable(method):
+        method(handle)
+
+
+def engine_facts(backend: Backend, handle: Handle) -> Mapping[str, Any]:
+    """The backend's `engine_facts(handle)` where it defines one; nothing otherwise."""
+    method = getattr(backend, "engine_facts", None)
+    facts: Mapping[str, Any] = method(handle) if callable(method) else {}
+    return facts

@@ -1,6 +1,7 @@
 """`plan --backend NAME`: what each step would submit, prepared and never submitted."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -9,22 +10,29 @@ from mlproject.runner.backends.base import RunContext, Submission
 from mlproject.runner.plan import Plan
 
 
-def prepared(plan: Plan, name: str) -> list[tuple[str, Submission | None, list[str]]]:
-    """Per step: its submission, or None with why it cannot start on that backend."""
+def prepared(plan: Plan, name: str, settings: Mapping[str, Any] | None = None
+             ) -> list[tuple[str, Submission | None, list[str]]]:
+    """Per step: its submission, or None with why it cannot start on that backend (made with
+    these settings; None: the backend's defaults)."""
     from mlproject.runner.execute import preflight
 
-    backend = backends.get(name)
+    chosen = None if settings is None else dict(settings)
+    backend = backends.get(name, chosen)
     found: list[tuple[str, Submission | None, list[str]]] = []
     for step in plan.steps:
-        problems = preflight(replace(plan, steps=(step,)), name)
+        problems = preflight(replace(plan, steps=(step,)), name, chosen)
         submission = None if problems else backend.prepare(step, RunContext.for_plan(plan.project))
         found.append((step.entry_point, submission, problems))
     return found
 
 
-def render(plan: Plan, name: str) -> list[str]:
+def render(plan: Plan, name: str, settings: Mapping[str, Any] | None = None) -> list[str]:
     lines = [f"submissions to the {name} backend (prepared, not submitted):"]
-    for number, (entry_point, submission, problems) in enumerate(prepared(plan, name), 1):
+    if settings:
+        lines.append("backend settings: " + ", ".join(f"{key}={_shown(value)}" for key, value
+                                                      in sorted(settings.items())))
+    for number, (entry_point, submission, problems) in enumerate(prepared(plan, name, settings),
+                                                                 1):
         lines.append(f"{number}. {entry_point}")
         if submission is None:
             lines.extend(f"   cannot start: {problem}" for problem in problems)
@@ -33,6 +41,13 @@ def render(plan: Plan, name: str) -> list[str]:
     return lines
 
 
-def to_json(plan: Plan, name: str) -> list[dict[str, Any]]:
+def to_json(plan: Plan, name: str, settings: Mapping[str, Any] | None = None
+            ) -> list[dict[str, Any]]:
     return [{"entry_point": entry_point, "submission": s.to_json() if s else None,
-             "problems": problems} for entry_point, s, problems in prepared(plan, name)]
+             "problems": problems} for entry_point, s, problems in prepared(plan, name, settings)]
+
+
+def _shown(value: Any) -> str:
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value)

@@ -7,9 +7,11 @@ that only answers questions (docker, Slurm, Kubernetes, Ray) waits through this 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from mlproject.runner.backends.base import Handle, Outcome, StepState, Stopper, Submission
+from mlproject.runner.state import records
 from mlproject.runner.state.status import Status
 from mlproject.runner.util import console
 from mlproject.runner.util.exitcodes import INTERRUPTED as EXIT_INTERRUPTED
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 GRACE = 10.0  # seconds after a cancel before it is forced (the engine's own grace comes first)
 EXIT_OOM = 137  # 128 + SIGKILL, as a shell and every engine report a memory kill
 EXIT_CANCELLED = EXIT_INTERRUPTED  # stopped from outside before it ended
+CANCELLED = "cancelled (mlproject cancel)"
 
 
 def outcome_of(state: StepState) -> Outcome:
@@ -54,6 +57,7 @@ def poll(backend: Backend, submission: Submission, handle: Handle, stopper: Stop
     said: str | None = None
     running_since: float | None = None
     keep = None if backend.capabilities.writes_log else _open_log(submission.log)
+    run_dir = Path(submission.log).parent  # where `mlproject cancel` leaves its request
     try:
         while True:
             state = backend.status(handle)
@@ -78,6 +82,10 @@ def poll(backend: Backend, submission: Submission, handle: Handle, stopper: Stop
                 running_since = now
             if why is None and stopper.signal is not None:
                 why = f"interrupted by {stopper.name}"
+            elif why is None and records.cancel_requested(run_dir):
+                why = CANCELLED
+                console.say(f"{submission.entry_point}: cancelled (mlproject cancel): stopping "
+                            "the step")
             elif why is None and submission.timeout is not None and running_since is not None \
                     and now - running_since >= submission.timeout:
                 why = "timeout"
@@ -98,6 +106,8 @@ def poll(backend: Backend, submission: Submission, handle: Handle, stopper: Stop
     if why == "timeout":
         return Outcome(Status.TIMEOUT, EXIT_TIMEOUT, state.signal,
                        "the step ran past resources.timeout")
+    if why == CANCELLED:
+        return Outcome(Status.CANCELLED, EXIT_CANCELLED, state.signal, CANCELLED)
     if why is not None:
         return Outcome(Status.INTERRUPTED, EXIT_INTERRUPTED, state.signal, why)
     return outcome_of(state)

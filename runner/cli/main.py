@@ -41,6 +41,11 @@ def _project_args(parser: argparse.ArgumentParser, *, entry: bool = True) -> Non
                                  "declares (as MLflow's --env-manager local)")
 
 
+_BACKEND_CONFIG = ("backend settings: a JSON object, or a .json or .toml file of keys; over "
+                   "MLPROJECT_<BACKEND>_<KEY> variables and the [backends.<BACKEND>] table of "
+                   "$XDG_CONFIG_HOME/mlproject/config.toml")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlproject",
@@ -56,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     _project_args(run)
     run.add_argument("--backend", default="local", choices=backends.names(),
                      help="where steps run (default: local)")
+    run.add_argument("--backend-config", default=None, metavar="FILE|JSON",
+                     help=_BACKEND_CONFIG)
     run.add_argument("--force", action="store_true", help="run steps even when up to date")
     run.add_argument("--pull", action="store_true",
                      help="bring pinned data that does not match into the workspace first")
@@ -64,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--plan", default=None, metavar="FILE",
                      help="execute this plan (`mlproject plan --json > FILE`, '-': stdin) in the "
                           "project at PATH; refused, saying what moved, where it no longer fits")
+    run.add_argument("--detach", action="store_true",
+                     help="run in the background: print the run id of each step (one a line) "
+                          "at once; follow with `mlproject logs ID -f`, `wait ID`, `cancel ID`")
 
     plan = verbs.add_parser("plan", help="print what `run` would do")
     _project_args(plan)
@@ -71,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--backend", default=None, choices=backends.names(),
                       help="also show what each step would submit to this backend "
                            "(nothing is submitted)")
+    plan.add_argument("--backend-config", default=None, metavar="FILE|JSON",
+                      help=_BACKEND_CONFIG + " (with --backend)")
 
     validate = verbs.add_parser("validate", help="check an MLproject file")
     _project_args(validate, entry=False)
@@ -89,6 +101,25 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--project", default=argparse.SUPPRESS, metavar="PATH",
                       help="project directory")
     show.add_argument("--json", action="store_true", help="the whole record as JSON")
+
+    logs = verbs.add_parser("logs", help="print the output of a run (-f: as it comes, until "
+                                          "the step ends)")
+    logs.add_argument("run_id", metavar="ID", help="run id, or a unique prefix of it")
+    logs.add_argument("-f", "--follow", action="store_true",
+                      help="keep printing until the step ends (a queued step: wait for it)")
+    logs.add_argument("--project", default=".", metavar="PATH", help="project directory")
+
+    cancel = verbs.add_parser("cancel", help="stop a running or queued run (exit 0 also when it "
+                                             "had already ended)")
+    cancel.add_argument("run_id", metavar="ID", help="run id, or a unique prefix of it")
+    cancel.add_argument("--project", default=".", metavar="PATH", help="project directory")
+    cancel.add_argument("--no-wait", action="store_true",
+                        help="return once the stop is asked for, without waiting for the end")
+
+    wait = verbs.add_parser("wait", help="wait for a run to end; exit with its exit code (5: it "
+                                         "crashed)")
+    wait.add_argument("run_id", metavar="ID", help="run id, or a unique prefix of it")
+    wait.add_argument("--project", default=".", metavar="PATH", help="project directory")
 
     lock = verbs.add_parser("lock", help="write (again) the locks of the project's environments")
     _project_args(lock, entry=False)

@@ -4,8 +4,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
+from typing import Any
 
-from mlproject.runner.cli.common import make_plan
+from mlproject.runner.cli.common import error, make_plan
 from mlproject.runner.plan import Plan
 from mlproject.spec.units import format_bytes, format_seconds
 
@@ -52,24 +54,49 @@ def render(plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def show(plan: Plan, as_json: bool, backend: str | None = None) -> None:
-    """The plan; with `backend`, also what each step would submit to it (`plan --backend`)."""
+def show(plan: Plan, as_json: bool, backend: str | None = None,
+         settings: Mapping[str, Any] | None = None) -> None:
+    """The plan; with `backend`, also what each step would submit to it (`plan --backend`),
+    made with these backend `settings` (None: the backend's defaults)."""
     if backend is not None:
         from mlproject.runner.backends import show as submissions
     if as_json:
         data = plan.to_json()
         if backend is not None:  # the plan file stays what `run --plan` reads: `jq .plan`
-            data = {"format": "mlproject.submissions/1", "backend": backend, "plan": data,
-                    "submissions": submissions.to_json(plan, backend)}
+            data = {"format": "mlproject.submissions/1", "backend": backend,
+                    "settings": dict(settings or {}), "plan": data,
+                    "submissions": submissions.to_json(plan, backend, settings)}
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     else:
-        lines = [render(plan)] + (submissions.render(plan, backend) if backend else [])
+        lines = [render(plan)] + (submissions.render(plan, backend, settings) if backend else [])
         sys.stdout.write("\n".join(lines) + "\n")
 
 
+def backend_settings(backend: str, given: str | None) -> dict[str, Any] | int:
+    """The backend's settings in effect (defaults, config file, environment, --backend-config),
+    or the exit code after saying which one is wrong."""
+    from mlproject.runner.backends.settings import SettingsError, load
+
+    try:
+        return load(backend, given)
+    except SettingsError as exc:
+        return error(str(exc))
+
+
 def main(args: argparse.Namespace) -> int:
+    backend = getattr(args, "backend", None)
+    given = getattr(args, "backend_config", None)
+    settings: dict[str, Any] | None = None
+    if backend is not None:
+        loaded = backend_settings(backend, given)
+        if isinstance(loaded, int):
+            return loaded
+        settings = loaded
+    elif given is not None:
+        return error("--backend-config gives a backend's settings: name the backend with "
+                     "--backend NAME")
     made = make_plan(args)
     if isinstance(made, int):
         return made
-    show(made, args.json, getattr(args, "backend", None))
+    show(made, args.json, backend, settings)
     return 0

@@ -7,13 +7,20 @@ from __future__ import annotations
 import argparse
 
 from mlproject.runner.cli.common import EXIT_USAGE, error, load_spec, make_plan, reported
-from mlproject.runner.cli.plan_cmd import show
+from mlproject.runner.cli.plan_cmd import backend_settings, show
 from mlproject.runner.plan import Plan
 from mlproject.runner.util.console import say
 from mlproject.spec import SpecError
 
 
 def main(args: argparse.Namespace) -> int:
+    # before anything is cloned or resolved: a wrong setting is the user's to fix first
+    detached = getattr(args, "detach", False)
+    if detached and args.dry_run:
+        return error("--detach runs the plan: it cannot be given with --dry-run")
+    settings = backend_settings(args.backend, getattr(args, "backend_config", None))
+    if isinstance(settings, int):
+        return settings
     plan_file = getattr(args, "plan", None)
     if plan_file is not None:
         made = _from_file(args, plan_file)
@@ -27,7 +34,12 @@ def main(args: argparse.Namespace) -> int:
     from mlproject.runner.execute import Options, PreflightError, execute
 
     try:
-        options = Options(backend=args.backend, force=args.force, pull=args.pull)
+        options = Options(backend=args.backend, force=args.force, pull=args.pull,
+                          settings=settings)
+        if detached:  # a supervisor of its own runs it; the run ids are printed at once
+            from mlproject.runner import detach
+
+            return detach.start(made, options)
         return execute(made, options)
     except PreflightError as exc:
         return error(f"cannot start:\n{exc}")

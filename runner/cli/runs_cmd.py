@@ -2,7 +2,9 @@
 
 Records are read back checked against the published schema (records.load): one that cannot be
 used is listed as `corrupt` (a pseudo-status of these lists, never a record's) with the reason,
-and never hides the others."""
+and never hides the others. A run an engine holds whose supervising mlproject is gone is
+brought up to date from the engine first (state/reconcile.py); `find_run` and `usable_run` are
+how `logs`, `cancel` and `wait` find the run an id names."""
 from __future__ import annotations
 
 import argparse
@@ -10,10 +12,14 @@ import json
 import os
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlproject.runner.cli.common import error
 from mlproject.runner.state import records
+from mlproject.runner.state.status import Status
+
+if TYPE_CHECKING:
+    from mlproject.runner.state import reconcile
 
 _SHOWN_CANDIDATES = 10
 
@@ -24,10 +30,10 @@ def _summary(loaded: records.Loaded) -> dict[str, Any]:
     record = loaded.record
     row: dict[str, Any] = {"id": loaded.id, "entry_point": None, "status": loaded.status,
                            "started_at": None, "duration": None, "exit_code": None,
-                           "metrics": {}, "fingerprint": None}
+                           "metrics": {}, "fingerprint": None, "reason": None}
     if record is not None:
         row.update(entry_point=record.entry_point, started_at=record.started_at,
-                   duration=record.duration, exit_code=record.exit_code,
+                   duration=record.duration, exit_code=record.exit_code, reason=record.reason,
                    metrics=dict(record.metrics), fingerprint=record.fingerprint)
     if loaded.problem is not None:
         row["problem"] = loaded.problem
@@ -69,7 +75,14 @@ def _not_a_project(path: str) -> str | None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    found = [_summary(loaded) for loaded in records.loaded_runs(args.project)]
+    from mlproject.runner.state import reconcile
+
+    loaded_runs = reconcile.refresh_all(args.project, records.loaded_runs(args.project))
+    found = [_summary(loaded) for loaded in loaded_runs]
+    for run in found:
+        if run["status"] in (Status.QUEUED, Status.RUNNING) and records.cancel_requested(
+                records.runs_dir(args.project) / run["id"]):
+            run["cancel_requested"] = True
     if args.json:
         sys.stdout.write(json.dumps(found, indent=2) + "\n")
         return 0
@@ -80,7 +93,7 @@ def _list(args: argparse.Namespace) -> int:
     for run in found:
         duration = f"{run['duration']:.2f}s" if isinstance(run["duration"], (int, float)) else "-"
         rows.append((run["id"], str(run["entry_point"] or "-"), run["status"], duration,
-                     run.get("problem") or _metrics_text(run["metrics"])))
+                     run.get("problem") or _detail(run)))
     rows = [tuple(_printable(cell) for cell in row) for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
@@ -93,21 +106,55 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _show(args: argparse.Namespace) -> int:
-    found = records.lookup(args.project, args.run_id)
+def find_run(project: str, run_id: str) -> records.Loaded | int:
+    """The run `run_id` (an id, or a unique prefix of one) names, or the exit code after saying
+    why there is none. A run whose record cannot be used is returned: its `problem` says why."""
+    found = records.lookup(project, run_id)
     if found.problem:
-        return error(f"{args.run_id!r}: {found.problem}")
+        return error(f"{run_id!r}: {found.problem}")
     if found.found is None:
         if not found.candidates:
-            return error(f"no run {args.run_id!r} in {args.project}")
+            return error(f"no run {run_id!r} in {project}")
         shown = ", ".join(found.candidates[:_SHOWN_CANDIDATES])
         more = len(found.candidates) - _SHOWN_CANDIDATES
-        return error(f"run id prefix {args.run_id!r} is ambiguous: {len(found.candidates)} runs "
+        return error(f"run id prefix {run_id!r} is ambiguous: {len(found.candidates)} runs "
                      f"start with it: {shown}{f' and {more} more' if more > 0 else ''}")
-    loaded = found.found
+    return found.found
+
+
+def usable_run(project: str, run_id: str,
+               engines: reconcile.Engines | None = None) -> records.Loaded | int:
+    """As `find_run`, and a record that cannot be used is an error too (exit code 2), the
+    record brought up to date from the engine that holds its step (reconcile)."""
+    from mlproject.runner.state import reconcile
+
+    why = _not_a_project(project)
+    if why:
+        return error(why)
+    loaded = find_run(project, run_id)
+    if isinstance(loaded, int):
+        return loaded
     if loaded.problem:
         return error(f"run {loaded.id}: {loaded.problem} (in "
-                     f"{records.runs_dir(args.project) / loaded.id})")
+                     f"{records.runs_dir(project) / loaded.id})")
+    return reconcile.refresh(project, loaded, engines)
+
+
+def _detail(run: dict[str, Any]) -> str:
+    """The last column of `runs`: why a run waits (or that it is being cancelled), else its
+    metrics."""
+    if run.get("cancel_requested"):
+        return "cancel requested"
+    if run["status"] == Status.QUEUED and run.get("reason"):
+        return str(run["reason"])
+    return _metrics_text(run["metrics"])
+
+
+def _show(args: argparse.Namespace) -> int:
+    loaded_or_code = usable_run(args.project, args.run_id)
+    if isinstance(loaded_or_code, int):
+        return loaded_or_code
+    loaded = loaded_or_code
     if args.json:
         sys.stdout.write(json.dumps(loaded.row(), indent=2) + "\n")
         return 0
@@ -118,6 +165,8 @@ def _show(args: argparse.Namespace) -> int:
                          f"record)\n  log: {run_dir / 'log.txt'}\n")
         return 0
     lines = [f"run {record.id}: {record.entry_point} {record.status}"]
+    if not record.status.final and records.cancel_requested(run_dir):
+        lines[0] += " (cancel requested)"
     for key, value in (("started_at", record.started_at), ("ended_at", record.ended_at),
                        ("duration", record.duration), ("exit_code", record.exit_code),
                        ("reason", record.reason), ("command", record.command),
@@ -132,6 +181,8 @@ def _show(args: argparse.Namespace) -> int:
     code = record.code
     lines.append(f"  code: {code.get('kind')} {code.get('commit') or ''} "
                  f"{'(uncommitted changes)' if code.get('dirty') else ''}".rstrip())
+    lines.append(f"  backend: {record.backend}"
+                 + (f" (engine id {record.handle.get('id')})" if record.handle else ""))
     lines.append(f"  log: {run_dir / 'log.txt'}")
     sys.stdout.write("\n".join(_printable(line) for line in lines) + "\n")
     return 0

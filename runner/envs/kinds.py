@@ -60,7 +60,9 @@ class Kind:
 
     def plan_data(self, recipe: Recipe | None, env: Environment) -> dict[str, Any]:
         if self.module is None or recipe is None:
-            return {"image": env.image, "options": dict(env.options)} if env.image else {}
+            # an image by name, or the build that makes one (its context is hashed by the backend)
+            known = env.image or "build" in env.options
+            return {"image": env.image, "options": dict(env.options)} if known else {}
         data: dict[str, Any] = self._call("plan_data", recipe)
         return data
 

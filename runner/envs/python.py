@@ -317,13 +317,32 @@ def recipe_from_plan(data: Any) -> PythonRecipe:
         raise EnvError(f"the plan was made with Python {planned.version} (for python "
                        f"{asked}); this machine has {here}: install Python {planned.version} "
                        "here, or make the plan on this machine") from None
-    lock = Requirements(planned.pins, (), planned.options,
-                        tuple(p.name for p in planned.pins))
-    found = _with_key(PythonRecipe(interpreter, lock, planned.source, resolved=planned.resolved,
-                                   request=planned.python))
+    found = _planned_recipe(planned, interpreter)
     if found.key != planned.key:
         raise EnvError(f"its key here is {found.key[:12]}, not the plan's {planned.key[:12]} "
                        f"(Python {interpreter.version} {interpreter.implementation} on "
                        f"{sys.platform}-{os.uname().machine}): make the plan on a machine like "
                        "this one")
     return found
+
+
+def recipe_for_interpreter(data: Any, interpreter: interpreters.Interpreter) -> PythonRecipe:
+    """The recipe a plan holds, for an interpreter other than the one it was planned with (a
+    container's own python): it must be of the X.Y the pins were locked for (and the exact
+    version where `python:` asks for one); the key is taken for it as for a local environment."""
+    planned = decode_plan(data)
+    asked = planned.python or planned.version.rsplit(".", 1)[0]
+    same_xy = interpreter.version.split(".")[:2] == planned.version.split(".")[:2]
+    if not (same_xy and interpreter.matches(asked)) or \
+            interpreter.implementation != planned.implementation:
+        raise EnvError(f"its pins were locked for Python {planned.version} (python {asked}, "
+                       f"{planned.implementation}), and {interpreter.path} is Python "
+                       f"{interpreter.version} ({interpreter.implementation})")
+    return _planned_recipe(planned, interpreter)
+
+
+def _planned_recipe(planned: PlanData, interpreter: interpreters.Interpreter) -> PythonRecipe:
+    lock = Requirements(planned.pins, (), planned.options,
+                        tuple(p.name for p in planned.pins))
+    return _with_key(PythonRecipe(interpreter, lock, planned.source, resolved=planned.resolved,
+                                  request=planned.python))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -57,6 +58,11 @@ class Hold:
         if self._handle is not None:
             self._handle.close()  # closing the file drops the lock
             self._handle = None
+
+    def inherit(self) -> None:
+        """Keep the hold in a program this process execs: it lasts as long as that program."""
+        if self._handle is not None:
+            os.set_inheritable(self._handle.fileno(), True)
 
     def __enter__(self) -> Hold:
         return self

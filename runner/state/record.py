@@ -5,9 +5,11 @@ makes a new RunRecord from the last with `dataclasses.replace`, and `to_json` is
 holds. Its shape is published as `record.schema.json` (`mlproject schema --record`), and reading
 checks a record against that very file (schemacheck), so the two cannot drift apart.
 
-Formats read: mlproject.run/2 (written now) and mlproject.run/1 (written before the schema was
-published: the same keys, save that `metrics_error` and the environment's `prefix`, `built_now`
-and `recipe` were left out when they had no value; they are read as null).
+Formats read: mlproject.run/3 (written now), mlproject.run/2 (the same, without `handle`,
+`submission`, `settings` and `engine`, which backends other than local added: read as null and
+empty) and mlproject.run/1 (written before the schema was published: as /2, save that
+`metrics_error` and the environment's `prefix`, `built_now` and `recipe` were left out when they
+had no value; they are read as null).
 """
 from __future__ import annotations
 
@@ -22,9 +24,10 @@ from mlproject.runner.envs.kinds import EnvKind
 from mlproject.runner.state import schemacheck
 from mlproject.runner.state.status import Status
 
-RECORD_FORMAT = "mlproject.run/2"
+RECORD_FORMAT = "mlproject.run/3"
 FORMAT_V1 = "mlproject.run/1"
-FORMATS_READ = (FORMAT_V1, RECORD_FORMAT)
+FORMAT_V2 = "mlproject.run/2"
+FORMATS_READ = (FORMAT_V1, FORMAT_V2, RECORD_FORMAT)
 SCHEMA_PATH = Path(__file__).with_name("record.schema.json")
 
 
@@ -107,9 +110,13 @@ class RunRecord:
     metrics_error: str | None = None
     outputs: Mapping[str, Mapping[str, Any] | None] = field(default_factory=dict)
     log: str = "log.txt"
+    handle: Mapping[str, Any] | None = None  # backends.base.Handle.to_json(), once submitted
+    submission: Mapping[str, Any] | None = None  # backends.base.Submission.to_json()
+    settings: Mapping[str, Any] = field(default_factory=dict)  # the backend's, in effect
+    engine: Mapping[str, Any] = field(default_factory=dict)  # what the engine reported
 
     def to_json(self) -> dict[str, Any]:
-        """The record as run.json holds it (format mlproject.run/2), keys in a reader's order."""
+        """The record as run.json holds it (format mlproject.run/3), keys in a reader's order."""
         host = self.host
         return {
             "format": RECORD_FORMAT, "id": self.id, "invocation": self.invocation,
@@ -131,6 +138,9 @@ class RunRecord:
             "host": {"hostname": host.hostname, "pid": host.pid, "pid_start": host.pid_start,
                      "platform": host.platform, "python": host.python},
             "log": self.log,
+            "handle": None if self.handle is None else dict(self.handle),
+            "submission": None if self.submission is None else dict(self.submission),
+            "settings": dict(self.settings), "engine": dict(self.engine),
         }
 
 
@@ -143,20 +153,26 @@ def problem_of(data: Any) -> str | None:
     if not isinstance(data, dict):
         return "holds something other than a record (a JSON object)"
     fmt = data.get("format")
-    why = schemacheck.problem(upgraded(data) if fmt == FORMAT_V1 else data, schema())
+    why = schemacheck.problem(upgraded(data) if fmt in (FORMAT_V1, FORMAT_V2) else data, schema())
     if why and why.startswith("has format ") and isinstance(fmt, str):
         return (f"has format {schemacheck.shown_value(fmt)}, which this mlproject does not read (it "
-                f"reads {' and '.join(FORMATS_READ)}): a newer mlproject wrote it?")
+                f"reads {', '.join(FORMATS_READ[:-1])} and {FORMATS_READ[-1]}): a newer mlproject "
+                "wrote it?")
     return why
 
 
 def upgraded(data: dict[str, Any]) -> dict[str, Any]:
-    """A mlproject.run/1 record in the form of mlproject.run/2 (a shallow copy; `data` is kept)."""
+    """A mlproject.run/1 or /2 record in the form of mlproject.run/3 (a shallow copy; `data` is
+    kept)."""
+    old = data.get("format")
     out = {**data, "format": RECORD_FORMAT}
-    out.setdefault("metrics_error", None)
-    env = out.get("environment")
-    if isinstance(env, dict):
-        out["environment"] = {**{k: None for k in _REALIZED}, **env}
+    if old == FORMAT_V1:
+        out.setdefault("metrics_error", None)
+        env = out.get("environment")
+        if isinstance(env, dict):
+            out["environment"] = {**{k: None for k in _REALIZED}, **env}
+    for key, empty in (("handle", None), ("submission", None), ("settings", {}), ("engine", {})):
+        out.setdefault(key, empty)
     return out
 
 
@@ -166,7 +182,7 @@ def from_json(data: Any) -> RunRecord:
     why = problem_of(data)
     if why is not None:
         raise RecordError(why)
-    if data.get("format") == FORMAT_V1:
+    if data.get("format") in (FORMAT_V1, FORMAT_V2):
         data = upgraded(data)
     env = data["environment"]
     res = data["resources"]
@@ -189,4 +205,6 @@ def from_json(data: Any) -> RunRecord:
         ended_at=data["ended_at"], duration=data["duration"], exit_code=data["exit_code"],
         signal=data["signal"], reason=data["reason"], metrics=data["metrics"],
         metrics_error=data["metrics_error"], outputs=data["outputs"], log=data["log"],
+        handle=data["handle"], submission=data["submission"], settings=data["settings"],
+        engine=data["engine"],
     )

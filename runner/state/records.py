@@ -87,9 +87,26 @@ def write(run_dir: Path, record: RunRecord) -> None:
     write_atomic(run_dir / "run.json", json.dumps(record.to_json(), indent=2) + "\n")
 
 
+CANCEL_MARKER = "cancel"  # in a run directory: `mlproject cancel` asked for the step to stop
+
+
+def request_cancel(run_dir: Path) -> None:
+    """Ask whoever supervises the run to cancel it (a file, so that it works for a supervisor
+    in another process, and for a step that has not started yet: it never starts)."""
+    write_atomic(run_dir / CANCEL_MARKER, f"{now().isoformat()}\n")
+
+
+def cancel_requested(run_dir: Path) -> bool:
+    return os.path.exists(run_dir / CANCEL_MARKER)
+
+
 def effective_status(record: RunRecord) -> Status:
-    """`crashed` for a record left `running` by an mlproject process that no longer exists."""
-    if record.status is not Status.RUNNING:
+    """`crashed` for a record left `running` (or `queued`) by an mlproject process that no
+    longer exists; a step an engine holds (a handle of a backend other than local) keeps its
+    status: the engine, not the writer, knows how it stands (`runs` asks it: reconcile)."""
+    if record.status not in (Status.RUNNING, Status.QUEUED):
+        return record.status
+    if record.handle is not None and record.handle.get("backend") != "local":
         return record.status
     if record.host.hostname != os.uname().nodename:
         return record.status  # another machine's run: we cannot tell

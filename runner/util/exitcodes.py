@@ -4,7 +4,7 @@ README's table says the same (tests/test_records.py keeps them equal).
 A step's own non-zero code is passed through as it is, so for `run` the codes below other than 0
 are also codes a step could return itself (the run record says which step ended how); they are
 the ones shells and CI already read this way (2 usage, 124 `timeout(1)`, 130 128 + SIGINT).
-Codes 3 and 4 are never given by `run`.
+Codes 3, 4 and 5 are never given by `run`.
 """
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ USAGE = 2  # usage error, invalid MLproject, or a run that cannot start: nothing
 NO_RECORD = USAGE
 DIFFERS = 3  # `data status`: some input in the workspace does not match its pin
 INCOMPLETE = 4  # `lock`, `data pull`: some of what was asked could not be done (each said why)
+# `wait`: the run crashed (the mlproject that supervised it ended without recording the end)
+CRASHED = 5
 # An error inside mlproject itself (a bug): 70 is EX_SOFTWARE in BSD's sysexits.h, a code that
 # neither a shell (126/127, 128 + signal) nor timeout(1) (124/125) nor argparse (2) gives.
 INTERNAL = 70
@@ -34,6 +36,8 @@ MEANINGS = {
            "the run's log or record cannot be written",
     DIFFERS: "`data status`: an input does not match its pin",
     INCOMPLETE: "`lock` or `data pull`: some of what was asked could not be done",
+    CRASHED: "`wait`: the run crashed (the mlproject that supervised it ended without "
+             "recording how the step ended)",
     INTERNAL: "an internal error of mlproject (a bug): one line names it and its crash log",
     TIMEOUT: "a step ran past its resources.timeout",
     INTERRUPTED: "interrupted (SIGINT, SIGTERM or SIGHUP)",

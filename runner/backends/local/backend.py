@@ -14,6 +14,7 @@ import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from mlproject.runner.backends.base import (
@@ -69,6 +70,17 @@ class _Live:
     cancel: int | None = None  # the signal `cancel` asked for; SIGKILL: at once
 
 
+_checked: dict[str, float] = {}  # run id -> when its cancel marker was last looked for
+
+
+def _asked_to_cancel(submission: Submission, now: float) -> bool:
+    """Whether `mlproject cancel` asked for the step to stop (looked at ten times a second)."""
+    if now - _checked.get(submission.run_id, 0.0) < 0.1:
+        return False
+    _checked[submission.run_id] = now
+    return records.cancel_requested(Path(submission.log).parent)
+
+
 def _alive(pid: Any, start: Any) -> bool:
     """Whether the process a handle names still runs (its start time tells a reused pid apart)."""
     return isinstance(pid, int) and start is not None and records.process_start(pid) == start
@@ -87,7 +99,7 @@ class LocalBackend:
     def __init__(self) -> None:
         self._live: dict[str, _Live] = {}
 
-    def preflight(self, step: Step) -> list[str]:
+    def preflight(self, step: Step, root: str) -> list[str]:
         wanted = step.resources.gpu
         if wanted:
             found = gpus.visible()
@@ -225,6 +237,7 @@ class LocalBackend:
             if live.limit:
                 live.limit.remove()
             del self._live[handle.run_id]
+            _checked.pop(handle.run_id, None)
         return replace(outcome, enforced=live.enforced)
 
     def _supervise(self, submission: Submission, live: _Live, stopper: Stopper) -> Outcome:
@@ -267,7 +280,8 @@ class LocalBackend:
                     err.write(f"\nmlproject: {problem}: stopping the step\n".encode())
                 elif status is None and stopper.signal is not None:
                     status = "interrupted"
-                elif status is None and live.cancel is not None:
+                elif status is None and (live.cancel is not None or _asked_to_cancel(
+                        submission, now)):
                     status = "cancelled"
                 elif status is None and deadline is not None and now >= deadline:
                     status = "timeout"
@@ -326,7 +340,8 @@ class LocalBackend:
         signum = -code if code < 0 else (code - 128 if code > 128 else None)
         reason = None
         if limit and limit.hit_limit() and signum == signal.SIGKILL:
-            reason = f"killed: memory limit {format_bytes(limit.limit)} exceeded"
-        elif code < 0:
+            return Outcome(Status.OOM, 128 + signal.SIGKILL, signum if code < 0 else None,
+                           f"killed: memory limit {format_bytes(limit.limit)} exceeded")
+        if code < 0:
             reason = f"killed by {signal.Signals(-code).name}"
         return Outcome(Status.FAILED, code if code > 0 else 128 - code, signum if code < 0 else None, reason)

@@ -1,0 +1,1 @@
+"""The docker backend: steps as containers of a Docker engine (see backend.py)."""

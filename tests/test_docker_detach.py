@@ -1,0 +1,230 @@
+"""`run --backend docker --detach`, then `logs -f`, `cancel` and `wait`, against a real Docker
+engine (tests/dockerengine.py): a pipeline of two steps in containers, supervised by a process
+of its own; output streamed as the container prints it; a cancel that stops the container; the
+step's own exit code and the engine's OOM; and a supervisor killed outright, whose step the
+engine holds, recorded later from the engine (`runs`) or stopped through it (`cancel`). Real
+mlproject processes throughout (tests/detached.py)."""
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import git_init
+from detached import Mlproject, alive, gated, kill, status_of, until
+
+pytestmark = pytest.mark.slow
+
+CONF = json.dumps({"network": "none", "stop_grace": 1.0})
+
+
+def _pipeline(image: str) -> str:
+    return f"""
+        name: boxed
+        environments:
+          box:
+            docker: {{image: "{image}"}}
+        entry_points:
+          prep:
+            environment: box
+            command: "{gated('prep')}; echo rows > data.txt"
+            outputs: [data.txt]
+          train:
+            needs: [prep]
+            environment: box
+            command: "{gated('train')}"
+          solo:
+            environment: box
+            command: "{gated('solo')}"
+          failing:
+            environment: box
+            command: "echo failing; exit 3"
+          hungry:
+            environment: box
+            command: "python3 -c \\"x = bytearray(512 * 2**20)\\""
+            resources: {{memory: 64Mi}}
+    """
+
+
+@pytest.fixture
+def supervisors() -> Iterator[list[int]]:
+    """Supervisor pids a test started: none outlives it."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        kill(pid)
+
+
+@pytest.fixture
+def mlp(project: Callable[..., Path], docker: Any) -> Iterator[Mlproject]:
+    # the test's flags are no part of the code (which the fingerprints hold)
+    root = git_init(project({"MLproject": _pipeline(docker.image),
+                             ".gitignore": ".mlproject/\ngo-*\npid-*\n"}))
+    yield Mlproject(root)
+    # nothing of the test's left on the engine, whatever it asserted
+    for container in _ours(docker):
+        docker.docker("rm", "-f", container, check=False)
+
+
+def _ours(docker: Any, run_id: str | None = None) -> list[str]:
+    return docker.containers(f"label=mlproject.run_id{'=' + run_id if run_id else ''}")
+
+
+def _detach(mlp: Mlproject, supervisors: list[int], *args: str) -> list[str]:
+    ids, pid = mlp.detach(*args, "--backend", "docker", "--backend-config", CONF)
+    supervisors.append(pid)
+    return ids
+
+
+def _go(mlp: Mlproject, name: str) -> None:
+    (mlp.root / f"go-{name}").touch()
+
+
+def test_a_detached_pipeline_runs_in_containers_in_order(mlp: Mlproject, docker: Any,
+                                                         supervisors: list[int]) -> None:
+    started = time.monotonic()
+    done = mlp("run", "-e", "train", "--backend", "docker", "--backend-config", CONF, "--detach")
+    took = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    ids = done.stdout.split()
+    assert len(ids) == 2 and done.stdout == f"{ids[0]}\n{ids[1]}\n"
+    supervisors.append(int(done.stderr.split("supervised by process ")[1].split()[0]))
+    print(f"\nrun --detach --backend docker of two steps returned in {took:.2f}s",
+          file=sys.stderr)
+    assert took < 10, took  # sanity only: both steps block on files this test has not written
+    prep = status_of(mlp, "prep", "running")
+    train = mlp.runs()["train"]
+    assert (prep["id"], train["id"]) == tuple(ids)
+    assert train["status"] == "queued" and train["reason"] == "waiting for prep"
+    record = mlp.record(ids[0])
+    container = record["handle"]["id"]
+    assert record["handle"]["backend"] == "docker"
+    assert _ours(docker, ids[0]) == [container]
+    assert docker.docker("inspect", "-f", "{{.State.Status}}", container).stdout.strip() \
+        == "running"
+    _go(mlp, "prep")
+    status_of(mlp, "train", "running")
+    assert mlp.runs()["prep"]["status"] == "succeeded"
+    _go(mlp, "train")
+    waited = mlp("wait", ids[1])
+    assert waited.returncode == 0, waited.stderr
+    rows = mlp.runs()
+    assert [rows["prep"]["status"], rows["train"]["status"]] == ["succeeded", "succeeded"]
+    image_id = docker.docker("image", "inspect", "-f", "{{.Id}}", docker.image).stdout.strip()
+    prep_record, train_record = mlp.record(ids[0]), mlp.record(ids[1])
+    assert prep_record["outputs"]["data.txt"]["md5"]  # hashed
+    assert (mlp.root / "data.txt").read_text() == "rows\n"
+    for one in (prep_record, train_record):
+        assert one["engine"]["container"] == one["handle"]["id"]
+        assert one["engine"]["image_id"] == image_id and one["engine"]["exit_code"] == 0
+        assert one["engine"]["removed"] is True
+    assert prep_record["ended_at"] <= train_record["started_at"]
+    assert (mlp.root / ".mlproject" / "runs" / ids[1] / "log.txt").read_text() \
+        == "start-train\nend-train\n"
+    assert _ours(docker) == []
+
+
+def test_logs_follow_streams_the_container_s_lines_as_they_come(
+        mlp: Mlproject, supervisors: list[int]) -> None:
+    (run_id,) = _detach(mlp, supervisors, "-e", "solo")
+    follower = mlp.popen("logs", "-f", run_id)
+    try:
+        assert follower.stdout is not None
+        started = time.monotonic()
+        first = follower.stdout.readline()
+        print(f"\nlogs -f: the first line after {time.monotonic() - started:.2f}s",
+              file=sys.stderr)
+        assert first == "start-solo\n"
+        # the step has not ended: it waits for the file this test writes next
+        assert mlp.runs()["solo"]["status"] == "running"
+        assert follower.poll() is None
+        _go(mlp, "solo")
+        rest, err = follower.communicate(timeout=30)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.communicate()
+    assert follower.returncode == 0, err
+    assert rest == "end-solo\n"
+    assert f"run {run_id} (solo): succeeded, exit code 0" in err
+    assert mlp.runs()["solo"]["status"] == "succeeded"
+
+
+def test_cancel_stops_the_container_and_the_dependant_never_starts(
+        mlp: Mlproject, docker: Any, supervisors: list[int]) -> None:
+    ids = _detach(mlp, supervisors, "-e", "train")
+    status_of(mlp, "prep", "running")
+    assert len(_ours(docker, ids[0])) == 1
+    started = time.monotonic()
+    cancelled = mlp("cancel", ids[0])
+    print(f"\ncancel of a running container: {time.monotonic() - started:.2f}s", file=sys.stderr)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert f"run {ids[0]} (prep): cancelled" in cancelled.stderr
+    waited = mlp("wait", ids[0])
+    assert waited.returncode == 130, waited.stderr
+    record = mlp.record(ids[0])
+    assert record["status"] == "cancelled" and record["exit_code"] == 130
+    assert _ours(docker, ids[0]) == []
+    train = mlp("wait", ids[1])
+    assert train.returncode == 130, train.stderr
+    dependant = mlp.record(ids[1])
+    assert (dependant["status"], dependant["reason"]) == (
+        "cancelled", "not run: needs prep, which was cancelled")
+    assert dependant["handle"] is None  # never submitted
+    assert _ours(docker) == []
+    assert not (mlp.root / "data.txt").exists()
+
+
+def test_wait_exits_with_the_step_s_code_and_137_for_a_memory_overrun(
+        mlp: Mlproject, docker: Any, supervisors: list[int]) -> None:
+    (failing,) = _detach(mlp, supervisors, "-e", "failing")
+    (hungry,) = _detach(mlp, supervisors, "-e", "hungry")
+    waited = mlp("wait", failing)
+    assert waited.returncode == 3, waited.stderr
+    assert f"run {failing} (failing): failed, exit code 3" in waited.stderr
+    oom = mlp("wait", hungry)
+    assert oom.returncode == 137, oom.stderr
+    record = mlp.record(hungry)
+    assert record["status"] == "oom" and record["engine"]["oom_killed"] is True
+    assert mlp.record(failing)["engine"]["exit_code"] == 3
+    assert _ours(docker) == []
+
+
+def test_a_killed_supervisor_s_step_is_recorded_or_cancelled_through_the_engine(
+        mlp: Mlproject, docker: Any, supervisors: list[int]) -> None:
+    (prep,) = _detach(mlp, supervisors, "-e", "prep")
+    (solo,) = _detach(mlp, supervisors, "-e", "solo")
+    status_of(mlp, "prep", "running")
+    status_of(mlp, "solo", "running")
+    for pid in supervisors:
+        kill(pid, signal.SIGKILL)
+    until(lambda: not any(alive(pid) for pid in supervisors), 10, "the supervisors to end")
+    # the engine holds both steps: running, not crashed
+    rows = mlp.runs()
+    assert rows["prep"]["status"] == rows["solo"]["status"] == "running"
+    assert len(_ours(docker, prep)) == len(_ours(docker, solo)) == 1
+    # prep ends with nobody watching it: `runs` records it from the engine
+    container = mlp.record(prep)["handle"]["id"]
+    _go(mlp, "prep")
+    until(lambda: docker.docker("inspect", "-f", "{{.State.Status}}", container).stdout.strip()
+          == "exited", 30, "prep's container to exit")
+    assert mlp.runs()["prep"]["status"] == "succeeded"
+    record = mlp.record(prep)
+    assert record["exit_code"] == 0 and record["outputs"]["data.txt"]["md5"]
+    assert record["engine"]["container"] == container and record["engine"]["exit_code"] == 0
+    assert (mlp.root / ".mlproject" / "runs" / prep / "log.txt").read_text() \
+        == "start-prep\nend-prep\n"
+    assert _ours(docker, prep) == []
+    # solo has no supervisor either: cancel asks the engine to stop its container
+    cancelled = mlp("cancel", solo)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert f"run {solo} (solo): cancelled" in cancelled.stderr
+    assert mlp("wait", solo).returncode == 130
+    record = mlp.record(solo)
+    assert record["status"] == "cancelled" and record["reason"] == "cancelled (mlproject cancel)"
+    assert _ours(docker) == []
