@@ -1,5 +1,6 @@
 """What the docker backend adds to a container: the wall time of `mlproject run --backend docker`
-on a trivial entry point against a bare `docker run --rm IMAGE true` of the same image.
+on a trivial entry point against a bare `docker run --rm IMAGE true` of the same image; and what
+a reused Python environment built inside the container adds over the same image without one.
 
     DOCKER_HOST=unix:///path/docker.sock python benchmarks/bench_docker.py \
         [--image mlproject-test/python:3.11] [--network none] [--runs 9]
@@ -11,6 +12,7 @@ that the noise of a shared machine falls on all of them alike. Figures are media
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -19,10 +21,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from bench_run import mlproject_command, timed
+
 TARGET_OVERHEAD_MS = 150.0  # mlproject run --backend docker - docker run --rm
+TARGET_ENV_MS = 300.0  # a reused in-container Python environment - the same image without one
 
 MLPROJECT = """\
 name: bench
@@ -35,34 +39,32 @@ entry_points:
     command: "true"
   local_noop:
     command: "true"
+  env_noop:
+    environment: py
+    command: "true"
+"""
+PYTHON_ENV = """\
+  py: {{python: "{python}", requirements: requirements.txt}}
 """
 
 
-def mlproject_command() -> list[str]:
-    """The console script of this interpreter's environment, else the module."""
-    script = Path(sys.executable).parent / "mlproject"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "mlproject.runner"]
+def make_project(base: Path, image: str, python: str) -> Path:
+    """A project whose Python environment is one local wheel (the containers have no network)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from condachannel import build_wheel
 
-
-def make_project(base: Path, image: str) -> Path:
     project = base / "project"
     project.mkdir()
-    (project / "MLproject").write_text(MLPROJECT.format(image=image))
+    text = MLPROJECT.format(image=image)
+    text = text.replace("entry_points:\n", PYTHON_ENV.format(python=python) + "entry_points:\n")
+    (project / "MLproject").write_text(text)
+    wheel = build_wheel(base / "wheels")
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    (project / "requirements.txt").write_text(
+        f"--no-index\n--find-links {wheel.parent}\ntinypip==1.0 --hash=sha256:{digest}\n")
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "bench"]):
         subprocess.run(["git", *args], cwd=project, check=True, capture_output=True)
     return project
-
-
-def timed(command: list[str], cwd: Path, env: dict[str, str]) -> float:
-    """Wall time of one run in milliseconds; a failing command stops the benchmark."""
-    start = time.perf_counter()
-    done = subprocess.run(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    elapsed = (time.perf_counter() - start) * 1000
-    if done.returncode != 0:
-        sys.exit(f"`{' '.join(command)}` exited with {done.returncode}:\n"
-                 f"{done.stderr.decode(errors='replace')}")
-    return elapsed
 
 
 def main() -> int:
@@ -87,11 +89,17 @@ def main() -> int:
         }
         os.environ.update({k: env[k] for k in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL",
                                                "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL")})
-        project = make_project(base, args.image)
-        settings = json.dumps({"network": args.network})
+        python = subprocess.run([docker, "run", "--rm", "--network", args.network, args.image,
+                                 "python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+        project = make_project(base, args.image, python)
+        settings = json.dumps({"network": args.network, "base_image": args.image,
+                               "pull": "never"})
         cases = {
             "bare": [docker, "run", "--rm", "--network", args.network, args.image, "true"],
             "run": [*mlproject_command(), "run", str(project), "-e", "noop", "--force",
+                    "--backend", "docker", "--backend-config", settings],
+            "env": [*mlproject_command(), "run", str(project), "-e", "env_noop", "--force",
                     "--backend", "docker", "--backend-config", settings],
             # for reference: what mlproject itself costs, on the local backend
             "local": [*mlproject_command(), "run", str(project), "-e", "local_noop", "--force"],
@@ -116,6 +124,12 @@ def main() -> int:
     print(f"  (b) mlproject run --backend docker -e noop        {med['run']:8.1f} ms")
     print(f"      overhead (b - a)                              {overhead:8.1f} ms   "
           f"target <= {TARGET_OVERHEAD_MS:.0f} ms   {verdict}")
+    env_cost = med["env"] - med["run"]
+    env_verdict = "PASS" if env_cost <= TARGET_ENV_MS else "MISS"
+    print(f"  (c) the same with a Python environment built in the container, reused "
+          f"{med['env']:8.1f} ms")
+    print(f"      what the reused environment adds (c - b)      {env_cost:8.1f} ms   "
+          f"target <= {TARGET_ENV_MS:.0f} ms   {env_verdict}")
     own = med["local"] - med["true"]
     print(f"  for reference: mlproject run (local backend) of `true`, over `true` itself:   "
           f"{own:8.1f} ms;")

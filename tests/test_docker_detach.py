@@ -7,8 +7,11 @@ mlproject processes throughout (tests/detached.py)."""
 from __future__ import annotations
 
 import json
+import queue
 import signal
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -85,6 +88,52 @@ def _go(mlp: Mlproject, name: str) -> None:
     (mlp.root / f"go-{name}").touch()
 
 
+def _submitted(mlp: Mlproject, run_id: str) -> dict[str, Any]:
+    """The run's record once its container runs (a `running` record is written before the
+    step is submitted: the handle comes once `docker run` has started the container)."""
+    def check() -> dict[str, Any] | None:
+        record = mlp.record(run_id)
+        return record if record["handle"] else None
+
+    return until(check, 30, f"run {run_id} to be submitted")  # type: ignore[no-any-return]
+
+
+class _Lines:
+    """A process's stdout, line by line as it comes, read with a deadline (a `logs -f` that
+    hangs fails the test instead of hanging it)."""
+
+    def __init__(self, child: subprocess.Popen[str]) -> None:
+        self.child = child
+        self._lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.child.stdout is not None
+        for line in self.child.stdout:
+            self._lines.put(line)
+        self._lines.put("")  # the end
+
+    def next(self, timeout: float = 30) -> str:
+        try:
+            return self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no output within {timeout}s") from None
+
+    def rest(self, timeout: float = 30) -> tuple[str, str]:
+        """Everything after what was read, and stderr, once the process has ended."""
+        try:
+            self.child.wait(timeout)
+        finally:
+            if self.child.poll() is None:
+                self.child.kill()
+        assert self.child.stderr is not None
+        err = self.child.stderr.read()
+        lines = []
+        while (line := self.next()) != "":
+            lines.append(line)
+        return "".join(lines), err
+
+
 def test_a_detached_pipeline_runs_in_containers_in_order(mlp: Mlproject, docker: Any,
                                                          supervisors: list[int]) -> None:
     started = time.monotonic()
@@ -101,7 +150,8 @@ def test_a_detached_pipeline_runs_in_containers_in_order(mlp: Mlproject, docker:
     train = mlp.runs()["train"]
     assert (prep["id"], train["id"]) == tuple(ids)
     assert train["status"] == "queued" and train["reason"] == "waiting for prep"
-    record = mlp.record(ids[0])
+    queued = _Lines(mlp.popen("logs", "-f", ids[1]))  # waits for train to start, then follows
+    record = _submitted(mlp, ids[0])
     container = record["handle"]["id"]
     assert record["handle"]["backend"] == "docker"
     assert _ours(docker, ids[0]) == [container]
@@ -126,30 +176,27 @@ def test_a_detached_pipeline_runs_in_containers_in_order(mlp: Mlproject, docker:
     assert prep_record["ended_at"] <= train_record["started_at"]
     assert (mlp.root / ".mlproject" / "runs" / ids[1] / "log.txt").read_text() \
         == "start-train\nend-train\n"
+    out, err = queued.rest()
+    assert queued.child.returncode == 0, err
+    assert out == "start-train\nend-train\n"
+    assert f"run {ids[1]} (train) is queued: waiting for prep; its output follows" in err
     assert _ours(docker) == []
 
 
 def test_logs_follow_streams_the_container_s_lines_as_they_come(
         mlp: Mlproject, supervisors: list[int]) -> None:
     (run_id,) = _detach(mlp, supervisors, "-e", "solo")
-    follower = mlp.popen("logs", "-f", run_id)
-    try:
-        assert follower.stdout is not None
-        started = time.monotonic()
-        first = follower.stdout.readline()
-        print(f"\nlogs -f: the first line after {time.monotonic() - started:.2f}s",
-              file=sys.stderr)
-        assert first == "start-solo\n"
-        # the step has not ended: it waits for the file this test writes next
-        assert mlp.runs()["solo"]["status"] == "running"
-        assert follower.poll() is None
-        _go(mlp, "solo")
-        rest, err = follower.communicate(timeout=30)
-    finally:
-        if follower.poll() is None:
-            follower.kill()
-            follower.communicate()
-    assert follower.returncode == 0, err
+    follower = _Lines(mlp.popen("logs", "-f", run_id))
+    started = time.monotonic()
+    first = follower.next()
+    print(f"\nlogs -f: the first line after {time.monotonic() - started:.2f}s", file=sys.stderr)
+    assert first == "start-solo\n"
+    # the step has not ended: it waits for the file this test writes next
+    assert mlp.runs()["solo"]["status"] == "running"
+    assert follower.child.poll() is None
+    _go(mlp, "solo")
+    rest, err = follower.rest()
+    assert follower.child.returncode == 0, err
     assert rest == "end-solo\n"
     assert f"run {run_id} (solo): succeeded, exit code 0" in err
     assert mlp.runs()["solo"]["status"] == "succeeded"
@@ -158,7 +205,7 @@ def test_logs_follow_streams_the_container_s_lines_as_they_come(
 def test_cancel_stops_the_container_and_the_dependant_never_starts(
         mlp: Mlproject, docker: Any, supervisors: list[int]) -> None:
     ids = _detach(mlp, supervisors, "-e", "train")
-    status_of(mlp, "prep", "running")
+    _submitted(mlp, ids[0])
     assert len(_ours(docker, ids[0])) == 1
     started = time.monotonic()
     cancelled = mlp("cancel", ids[0])
@@ -199,8 +246,8 @@ def test_a_killed_supervisor_s_step_is_recorded_or_cancelled_through_the_engine(
         mlp: Mlproject, docker: Any, supervisors: list[int]) -> None:
     (prep,) = _detach(mlp, supervisors, "-e", "prep")
     (solo,) = _detach(mlp, supervisors, "-e", "solo")
-    status_of(mlp, "prep", "running")
-    status_of(mlp, "solo", "running")
+    container = _submitted(mlp, prep)["handle"]["id"]
+    _submitted(mlp, solo)
     for pid in supervisors:
         kill(pid, signal.SIGKILL)
     until(lambda: not any(alive(pid) for pid in supervisors), 10, "the supervisors to end")
@@ -209,7 +256,6 @@ def test_a_killed_supervisor_s_step_is_recorded_or_cancelled_through_the_engine(
     assert rows["prep"]["status"] == rows["solo"]["status"] == "running"
     assert len(_ours(docker, prep)) == len(_ours(docker, solo)) == 1
     # prep ends with nobody watching it: `runs` records it from the engine
-    container = mlp.record(prep)["handle"]["id"]
     _go(mlp, "prep")
     until(lambda: docker.docker("inspect", "-f", "{{.State.Status}}", container).stdout.strip()
           == "exited", 30, "prep's container to exit")
