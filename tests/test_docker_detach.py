@@ -274,3 +274,24 @@ def test_a_killed_supervisor_s_step_is_recorded_or_cancelled_through_the_engine(
     record = mlp.record(solo)
     assert record["status"] == "cancelled" and record["reason"] == "cancelled (mlproject cancel)"
     assert _ours(docker) == []
+
+
+def test_a_step_whose_record_never_got_its_handle_is_found_by_its_container(
+        mlp: Mlproject, docker: Any, supervisors: list[int]) -> None:
+    """The supervisor died between `docker run` and writing the handle into the record: the
+    container (named and labelled with the run id) is found, not left running unwatched."""
+    (prep,) = _detach(mlp, supervisors, "-e", "prep")
+    container = _submitted(mlp, prep)["handle"]["id"]
+    kill(supervisors[0], signal.SIGKILL)
+    until(lambda: not alive(supervisors[0]), 10, "the supervisor to end")
+    path = mlp.root / ".mlproject" / "runs" / prep / "run.json"
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, "handle": None}))  # as if killed before writing it
+    assert mlp.runs()["prep"]["status"] == "running"  # found on the engine, not crashed
+    assert mlp.record(prep)["handle"]["id"] == container
+    _go(mlp, "prep")
+    until(lambda: docker.docker("inspect", "-f", "{{.State.Status}}", container).stdout.strip()
+          == "exited", 30, "prep's container to exit")
+    assert mlp.runs()["prep"]["status"] == "succeeded"
+    assert mlp.record(prep)["outputs"]["data.txt"]["md5"]
+    assert _ours(docker, prep) == []

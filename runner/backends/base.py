@@ -237,6 +237,14 @@ def cleanup(backend: Backend, handle: Handle) -> None:
         method(handle)
 
 
+def find(backend: Backend, run_id: str, run_dir: str) -> Handle | None:
+    """The backend's `find(run_id, run_dir)` where it defines one: the handle of a step the
+    engine holds whose record never got it (its supervisor died right after submitting)."""
+    method = getattr(backend, "find", None)
+    found: Handle | None = method(run_id, run_dir) if callable(method) else None
+    return found
+
+
 def engine_facts(backend: Backend, handle: Handle) -> Mapping[str, Any]:
     """The backend's `engine_facts(handle)` where it defines one; nothing otherwise."""
     method = getattr(backend, "engine_facts", None)

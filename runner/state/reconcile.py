@@ -114,9 +114,15 @@ def refresh(root: str, loaded: records.Loaded, engines: Engines | None = None) -
     """The run as it stands: unchanged unless the engine holds it (`held`); then the engine's
     status, and an ended step recorded."""
     record = loaded.record
+    engines = engines or Engines()
+    if record is not None and _orphaned(record):
+        # on the engine after all (its handle now recorded), or never submitted: crashed
+        # (where the engine cannot be asked, it is shown as recorded)
+        adopted, known = _adopted(root, record, engines)
+        record = adopted or (replace(record, status=Status.CRASHED) if known else record)
+        loaded = records.Loaded(loaded.id, record)
     if record is None or not held(record):
         return loaded
-    engines = engines or Engines()
     asked = engines.ask(record)
     if asked is None:
         return loaded
@@ -138,6 +144,44 @@ def refresh(root: str, loaded: records.Loaded, engines: Engines | None = None) -
             return again
         _record_end(root, run_dir, again.record, backend, handle, state, engines)
     return records.load(run_dir)
+
+
+def _orphaned(record: RunRecord) -> bool:
+    """A step that may have reached an engine without its record saying so: not ended, no
+    handle, its writer gone, on a backend other than local (whose steps die with it)."""
+    return (not record.status.final and record.handle is None and record.backend != "local"
+            and writer_alive(record) is False)
+
+
+def _adopted(root: str, record: RunRecord, engines: Engines) -> tuple[RunRecord | None, bool]:
+    """The record given the handle of its step, where the engine holds it (`find`); and
+    whether the engine could be asked at all."""
+    from mlproject.runner.backends import base
+
+    backend = engines.backend(record)
+    if backend is None:
+        return None, False
+    run_dir = records.runs_dir(root) / record.id
+    try:
+        handle = base.find(backend, record.id, str(run_dir))
+    except Exception as exc:
+        engines.note(f"find {record.id}", f"warning: the {record.backend} engine cannot be "
+                     f"asked about run {record.id} ({_why(exc)}); shown as recorded")
+        return None, False
+    if handle is None:
+        return None, True
+    with _finalizer(run_dir) as mine:
+        if not mine:
+            return None, False
+        again = records.load(run_dir).record
+        if again is None or again.status.final or again.handle is not None:
+            return again, True
+        adopted = replace(again, handle=handle.to_json())
+        try:
+            records.write(run_dir, adopted)
+        except OSError:
+            pass  # shown with its handle now; asked again next time
+        return adopted, True
 
 
 def refresh_all(root: str, found: list[records.Loaded],

@@ -103,10 +103,13 @@ def cancel_requested(run_dir: Path) -> bool:
 def effective_status(record: RunRecord) -> Status:
     """`crashed` for a record left `running` (or `queued`) by an mlproject process that no
     longer exists; a step an engine holds (a handle of a backend other than local) keeps its
-    status: the engine, not the writer, knows how it stands (`runs` asks it: reconcile)."""
+    status: the engine, not the writer, knows how it stands (`runs` asks it: reconcile), and so
+    does one of such a backend without a handle yet (its writer may have died right after
+    submitting it: reconcile looks for it on the engine, and calls it crashed where it is not)."""
     if record.status not in (Status.RUNNING, Status.QUEUED):
         return record.status
-    if record.handle is not None and record.handle.get("backend") != "local":
+    if record.backend != "local" and (record.handle is None
+                                      or record.handle.get("backend") != "local"):
         return record.status
     if record.host.hostname != os.uname().nodename:
         return record.status  # another machine's run: we cannot tell

@@ -435,6 +435,18 @@ class DockerBackend:
             except EngineError as exc:
                 console.say(f"warning: container {handle.id[:12]} could not be removed: {exc}")
 
+    def find(self, run_id: str, run_dir: str) -> Handle | None:
+        """The container of a run whose record lacks its handle (the supervisor died between
+        `docker run` and writing the record), found by its name; None when there is none."""
+        doc = self.engine.container(f"mlproject-{run_id}")
+        if doc is None or (doc.get("Config") or {}).get("Labels", {}).get(
+                "mlproject.run_id") != run_id:
+            return None
+        return Handle(self.name, run_id, str(doc.get("Id")), {
+            "host": self.engine.host, "container": f"mlproject-{run_id}",
+            "image": str((doc.get("Config") or {}).get("Image") or ""),
+            "log": os.path.join(run_dir, "log.txt"), "run_dir": run_dir})
+
     def engine_facts(self, handle: Handle) -> dict[str, Any]:
         """What the engine says of the container (for a record completed by reconcile)."""
         try:
