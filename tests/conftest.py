@@ -119,3 +119,14 @@ def docker(docker_engine: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     for name, value in docker_engine.environ().items():
         monkeypatch.setenv(name, value)
     return docker_engine
+
+
+@pytest.fixture
+def supervisors() -> Iterator[list[int]]:
+    """The pids of detached supervisors a test started (tests/detached.py): none outlives it."""
+    from detached import kill
+
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        kill(pid)

@@ -8,10 +8,9 @@ from __future__ import annotations
 import json
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from conftest import git_init
 from detached import Mlproject, alive, gated, kill, status_of, until
 from fakebackend import Script, engine_calls, hold, release, states, write_scripts
@@ -26,15 +25,6 @@ PIPELINE = f"""
         needs: [prep]
         command: "{gated('train')}"
 """
-
-
-@pytest.fixture
-def supervisors() -> Iterator[list[int]]:
-    """Supervisor pids a test started: none outlives it."""
-    pids: list[int] = []
-    yield pids
-    for pid in pids:
-        kill(pid)
 
 
 def _local(project: Callable[..., Path], text: str = PIPELINE) -> Mlproject:

@@ -55,15 +55,6 @@ def _pipeline(image: str) -> str:
 
 
 @pytest.fixture
-def supervisors() -> Iterator[list[int]]:
-    """Supervisor pids a test started: none outlives it."""
-    pids: list[int] = []
-    yield pids
-    for pid in pids:
-        kill(pid)
-
-
-@pytest.fixture
 def mlp(project: Callable[..., Path], docker: Any) -> Iterator[Mlproject]:
     # the test's flags are no part of the code (which the fingerprints hold)
     root = git_init(project({"MLproject": _pipeline(docker.image),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,14 +27,6 @@ PIPELINE = f"""
         command: "sleep 30"
         resources: {{timeout: 0.5s}}
 """
-
-
-@pytest.fixture
-def supervisors() -> Iterator[list[int]]:
-    pids: list[int] = []
-    yield pids
-    for pid in pids:
-        kill(pid)
 
 
 @pytest.fixture
