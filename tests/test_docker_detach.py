@@ -286,3 +286,32 @@ def test_a_step_whose_record_never_got_its_handle_is_found_by_its_container(
     assert mlp.runs()["prep"]["status"] == "succeeded"
     assert mlp.record(prep)["outputs"]["data.txt"]["md5"]
     assert _ours(docker, prep) == []
+
+
+def test_a_record_naming_someone_else_s_container_never_stops_or_removes_it(
+        mlp: Mlproject, docker: Any) -> None:
+    """A run.json copied from elsewhere or written by hand whose handle names a container that
+    is not its run's (its label says so): its end recorded as failed, saying why, and the
+    container left alone."""
+    done = mlp("run", "-e", "failing", "--backend", "docker", "--backend-config", CONF)
+    assert done.returncode == 3, done.stderr
+    (run_id,) = [r["id"] for r in json.loads(mlp("runs", "--json").stdout)]
+    theirs = docker.docker("run", "-d", "--network", "none", docker.image,
+                           "sleep", "300").stdout.strip()
+    try:
+        path = mlp.root / ".mlproject" / "runs" / run_id / "run.json"
+        record = json.loads(path.read_text())
+        record.update(status="running", exit_code=None, ended_at=None,
+                      handle={**record["handle"], "id": theirs},
+                      host={**record["host"], "pid": 1, "pid_start": "not-pid-1"})
+        path.write_text(json.dumps(record))
+        row = mlp.runs()["failing"]
+        assert row["status"] == "failed", row
+        assert "is not run" in row["reason"] and "left alone" in row["reason"]
+        path.write_text(json.dumps(record))  # forged again: `cancel` asks the engine first
+        cancelled = mlp("cancel", run_id, "--no-wait")
+        assert cancelled.returncode == 0 and "has already ended: failed" in cancelled.stderr
+        state = docker.docker("inspect", "-f", "{{.State.Status}}", theirs).stdout.strip()
+        assert state == "running"  # neither stopped nor removed
+    finally:
+        docker.docker("rm", "-f", theirs, check=False)

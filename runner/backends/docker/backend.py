@@ -342,6 +342,9 @@ class DockerBackend:
         if doc is None:
             return StepState(Status.CRASHED, reason=f"container {handle.id[:12]} no longer "
                              "exists (removed outside mlproject)")
+        foreign = _foreign(doc, handle)
+        if foreign:
+            return StepState(Status.CRASHED, reason=foreign)
         state = state_of(doc)
         if state.status.final and live is not None:
             live.final = doc
@@ -389,6 +392,8 @@ class DockerBackend:
 
     def cancel(self, handle: Handle, force: bool = False) -> None:
         live = self._live.get(handle.run_id)
+        if live is None and self._refused(handle):
+            return
         try:
             self.engine.kill(handle.id, "SIGKILL" if force else "SIGTERM")
         except EngineError as exc:
@@ -429,7 +434,7 @@ class DockerBackend:
 
     def cleanup(self, handle: Handle) -> None:
         """Remove the container of a step whose end another process recorded (reconcile)."""
-        if not self.settings["keep_container"]:
+        if not self.settings["keep_container"] and not self._refused(handle):
             try:
                 self.engine.remove(handle.id)
             except EngineError as exc:
@@ -446,6 +451,18 @@ class DockerBackend:
             "host": self.engine.host, "container": f"mlproject-{run_id}",
             "image": str((doc.get("Config") or {}).get("Image") or ""),
             "log": os.path.join(run_dir, "log.txt"), "run_dir": run_dir})
+
+    def _refused(self, handle: Handle) -> bool:
+        """Whether a handle from another process names a container that is not its run's
+        (said); a container that cannot be looked at is left to the call that follows."""
+        try:
+            doc = self.engine.container(handle.id)
+        except EngineError:
+            return False
+        foreign = None if doc is None else _foreign(doc, handle)
+        if foreign:
+            console.say(f"warning: {foreign}")
+        return foreign is not None
 
     def engine_facts(self, handle: Handle) -> dict[str, Any]:
         """What the engine says of the container (for a record completed by reconcile)."""
@@ -503,6 +520,16 @@ class DockerBackend:
             self.engine.remove(name)
         except EngineError:
             pass
+
+
+def _foreign(doc: Mapping[str, Any], handle: Handle) -> str | None:
+    """Why the container a handle names is not that run's (a record copied from elsewhere, or
+    written by hand, naming someone else's container), or None: it is never stopped or removed."""
+    labels = (doc.get("Config") or {}).get("Labels") or {}
+    if labels.get("mlproject.run_id") == handle.run_id:
+        return None
+    return (f"container {str(doc.get('Id') or handle.id)[:12]} is not run {handle.run_id}'s (its "
+            "mlproject.run_id label says otherwise): left alone")
 
 
 def _repository(ref: str) -> str:
