@@ -71,9 +71,10 @@ def built(record: RunRecord, prefix: str, built_now: bool,
 
 
 def finish(plan: Plan, step: Step, record: RunRecord, run_dir: Path, started: float,
-           outcome: Outcome) -> Outcome:
+           outcome: Outcome, ended_at: dt.datetime | None = None) -> Outcome:
     """Write the record of the ended step; the outcome as recorded (a success whose outputs are
-    missing, or whose record cannot be written, is a failure)."""
+    missing, or whose record cannot be written, is a failure). `ended_at`: when the engine says
+    it ended, where that was learnt later (reconcile); `started` then counts to that moment."""
     root = plan.project
     metrics: dict[str, float] = {}
     metrics_error = None
@@ -92,7 +93,7 @@ def finish(plan: Plan, step: Step, record: RunRecord, run_dir: Path, started: fl
                           reason="; ".join(reasons))
     ended = replace(
         record, status=outcome.status, exit_code=outcome.exit_code, signal=outcome.signal,
-        reason=outcome.reason, ended_at=records.now().isoformat(),
+        reason=outcome.reason, ended_at=(ended_at or records.now()).isoformat(),
         duration=round(time.monotonic() - started, 3), metrics=metrics,
         metrics_error=metrics_error, outputs=found.hashes,
         resources=replace(record.resources, enforced={k: str(v) for k, v in

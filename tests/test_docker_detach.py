@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -254,6 +255,8 @@ def test_a_killed_supervisor_s_step_is_recorded_or_cancelled_through_the_engine(
     record = mlp.record(prep)
     assert record["exit_code"] == 0 and record["outputs"]["data.txt"]["md5"]
     assert record["engine"]["container"] == container and record["engine"]["exit_code"] == 0
+    # its end is when the engine says it ended, not when `runs` came to read it
+    assert record["ended_at"] == datetime.fromisoformat(record["engine"]["finished_at"]).isoformat()
     assert (mlp.root / ".mlproject" / "runs" / prep / "log.txt").read_text() \
         == "start-prep\nend-prep\n"
     assert _ours(docker, prep) == []

@@ -8,7 +8,8 @@ engine instead (`refresh`): a step still going is shown with the engine's status
 is recorded as the supervisor would have: the engine's whole log into log.txt, what the engine
 says of it (`engine_facts`, where the backend offers it), its outputs, metrics and lock entry
 (recording.finish), then what the engine keeps of it removed (`cleanup`, where offered). Its
-`ended_at` is when the end was read, and its duration runs to then.
+`ended_at` is when the engine says the step ended (docker's FinishedAt), else when the end was
+read, and its duration runs to then.
 
 One finalizer at a time: an exclusive lock (flock) on `finalize.lock` in the run directory. A
 lock of a process that died is released by the kernel, so no stale lock is ever taken over.
@@ -21,11 +22,11 @@ import datetime as dt
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlproject.runner.state import records
 from mlproject.runner.state.status import Status
@@ -234,20 +235,22 @@ def _record_end(root: str, run_dir: Path, record: RunRecord, backend: Backend, h
         engines.note(f"facts {record.id}", f"warning: run {record.id}: what the "
                      f"{record.backend} engine says of the step is not recorded ({_why(exc)})")
     step = _step_of(record)
-    elapsed = _elapsed(record)
+    ended = _engine_end(record, outcome.engine)
+    elapsed = _elapsed(record, ended)
     if step is None:  # a record whose plan cannot be read back: the end alone
         try:
             records.write(run_dir, replace(
                 record, status=outcome.status, exit_code=outcome.exit_code,
                 signal=outcome.signal, reason=outcome.reason,
-                ended_at=records.now().isoformat(), duration=round(elapsed, 3)))
+                ended_at=(ended or records.now()).isoformat(), duration=round(elapsed, 3)))
         except OSError as exc:
             console.say(f"error: the record of run {record.id} cannot be completed "
                         f"({exc.strerror or exc})")
             return
     else:
         plan, planned = step
-        recording.finish(plan, planned, record, run_dir, time.monotonic() - elapsed, outcome)
+        recording.finish(plan, planned, record, run_dir, time.monotonic() - elapsed, outcome,
+                         ended)
     try:
         base.cleanup(backend, handle)
     except Exception as exc:
@@ -291,10 +294,23 @@ def _step_of(record: RunRecord) -> tuple[Plan, Step] | None:
     return None
 
 
-def _elapsed(record: RunRecord) -> float:
-    """Seconds from the record's start to now (its end was read now)."""
+def _engine_end(record: RunRecord, facts: Mapping[str, Any]) -> dt.datetime | None:
+    """When the engine says the step ended (docker's `finished_at`), where it says so and that
+    is after the record's start and not in the future; else None (the end is taken as now)."""
+    try:
+        ended = dt.datetime.fromisoformat(str(facts.get("finished_at")))
+        started = dt.datetime.fromisoformat(record.started_at)
+    except ValueError:
+        return None
+    if ended.tzinfo is None or not started <= ended <= records.now():
+        return None  # docker's zero time (never started), or a clock that disagrees
+    return ended
+
+
+def _elapsed(record: RunRecord, ended: dt.datetime | None = None) -> float:
+    """Seconds from the record's start to its end (`ended`, else now: its end was read now)."""
     try:
         started = dt.datetime.fromisoformat(record.started_at)
     except ValueError:
         return 0.0
-    return max(0.0, (records.now() - started).total_seconds())
+    return max(0.0, ((ended or records.now()) - started).total_seconds())
