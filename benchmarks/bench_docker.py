@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench_run import mlproject_command, timed
+from bench_run import interleaved, mlproject_command
 
 TARGET_OVERHEAD_MS = 150.0  # mlproject run --backend docker - docker run --rm
 TARGET_ENV_MS = 300.0  # a reused in-container Python environment - the same image without one
@@ -105,12 +105,7 @@ def main() -> int:
             "local": [*mlproject_command(), "run", str(project), "-e", "local_noop", "--force"],
             "true": [shutil.which("true") or "/bin/true"],
         }
-        for command in cases.values():  # warm: caches, page cache, .pyc files
-            timed(command, project, env)
-        times: dict[str, list[float]] = {name: [] for name in cases}
-        for _ in range(args.runs):
-            for name, command in cases.items():
-                times[name].append(timed(command, project, env))
+        times = interleaved(cases, project, env, args.runs)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

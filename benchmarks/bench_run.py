@@ -67,6 +67,19 @@ def timed(command: list[str], cwd: Path, env: dict[str, str]) -> float:
     return elapsed
 
 
+def interleaved(cases: dict[str, list[str]], cwd: Path, env: dict[str, str],
+                runs: int) -> dict[str, list[float]]:
+    """Each case once untimed (warm caches, page cache, .pyc files), then `runs` rounds in which
+    the cases take turns, so that the noise of a shared machine falls on all of them alike."""
+    for command in cases.values():
+        timed(command, cwd, env)
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(runs):
+        for name, command in cases.items():
+            times[name].append(timed(command, cwd, env))
+    return times
+
+
 def verdict(value: float, target: float, inclusive: bool) -> str:
     ok = value <= target if inclusive else value < target
     return "PASS" if ok else "MISS"
@@ -103,12 +116,7 @@ def main() -> int:
         if mlflow:
             cases["mlflow"] = [*mlflow, "run", ".", "--env-manager", "local", "-e", "noop"]
 
-        for command in cases.values():  # warm: caches, page cache, .pyc files
-            timed(command, project, env)
-        times: dict[str, list[float]] = {name: [] for name in cases}
-        for _ in range(args.runs):
-            for name, command in cases.items():
-                times[name].append(timed(command, project, env))
+        times = interleaved(cases, project, env, args.runs)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

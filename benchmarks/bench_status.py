@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench_run import mlproject_command, timed, verdict
+from bench_run import interleaved, mlproject_command, verdict
 
 TARGET_RATIO = 1.5  # status / plan
 
@@ -65,12 +65,7 @@ def main() -> int:
             "status": [*mlproject_command(), "status", "."],
             "status --check": [*mlproject_command(), "status", ".", "--check"],
         }
-        times: dict[str, list[float]] = {name: [] for name in cases}
-        for command in cases.values():
-            timed(command, project, env)
-        for _ in range(args.runs):
-            for name, command in cases.items():
-                times[name].append(timed(command, project, env))
+        times = interleaved(cases, project, env, args.runs)
         median = {name: statistics.median(values) for name, values in times.items()}
         for name, value in median.items():
             print(f"{name:16} {value:7.1f} ms")

@@ -12,6 +12,13 @@ from typing import Any
 from mlproject.runner.plan import Plan
 
 
+def moved_path(path: str, old: str, new: str) -> str:
+    """`path` moved from under the directory `old` to under `new`; any other path as it is."""
+    if path == old or path.startswith(old + os.sep):
+        return new + path[len(old):]
+    return path
+
+
 def rebase(plan: Plan, root: str) -> Plan:
     """The plan with every path inside its project moved under `root` (see planfile.py)."""
     old, new = os.path.normpath(plan.project), os.path.normpath(root)
@@ -19,9 +26,7 @@ def rebase(plan: Plan, root: str) -> Plan:
         return plan
 
     def moved(path: str) -> str:
-        if path == old or path.startswith(old + os.sep):
-            return new + path[len(old):]
-        return path
+        return moved_path(path, old, new)
 
     steps = []
     for step in plan.steps:

@@ -212,12 +212,9 @@ def _rebased(step: Step, root: str) -> Step:
 
 
 def _moved_values(values: Mapping[str, str], root: str) -> dict[str, str]:
-    def moved(value: str) -> str:
-        if value == root or value.startswith(root + os.sep):
-            return CONTAINER_ROOT + value[len(root):]
-        return value
+    from mlproject.runner.plancheck import moved_path
 
-    return {k: moved(v) for k, v in values.items()}
+    return {k: moved_path(v, root, CONTAINER_ROOT) for k, v in values.items()}
 
 
 def _outside(step: Step, root: str) -> list[tuple[str, str, bool]]:
