@@ -94,18 +94,9 @@ class _Log:
 
 def _check(plan: Plan, options: Options) -> None:
     """What execute checks before any step starts, here, so that it is said in the foreground."""
-    from mlproject.runner import realize
-    from mlproject.runner.execute import PreflightError, preflight
-    from mlproject.runner.gitops import lockfile
+    from mlproject.runner.execute import check
 
-    problems = (preflight(plan, options.backend, options.settings)
-                or realize.check_data(plan, options.pull))
-    if problems:
-        raise PreflightError("\n".join(problems))
-    try:
-        lockfile.read(plan.project)
-    except lockfile.LockError as exc:
-        raise PreflightError(str(exc)) from None
+    check(plan, options)
 
 
 def _open_log(root: str, invocation: str) -> _Log:

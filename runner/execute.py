@@ -7,15 +7,18 @@ import signal
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from mlproject.runner import backends, realize, recording
 from mlproject.runner.backends.base import (
     Backend,
+    Handle,
     Interrupted,
     Outcome,
     RunContext,
     Stopper,
+    Submission,
     SubmitError,
 )
 from mlproject.runner.envs.base import EnvError
@@ -23,6 +26,7 @@ from mlproject.runner.envs.kinds import kind
 from mlproject.runner.facts.received import received
 from mlproject.runner.plan import Plan, Step, inside
 from mlproject.runner.state import records, uptodate
+from mlproject.runner.state.record import RunRecord
 from mlproject.runner.state.status import Status
 from mlproject.runner.util.console import say
 from mlproject.runner.util.exitcodes import INTERRUPTED as EXIT_INTERRUPTED
@@ -43,15 +47,20 @@ class Options:
     # entry point -> the run id its record was given before the plan started (a detached
     # supervisor writes a queued record per step first, and says their ids at once)
     run_ids: Mapping[str, str] | None = None
+    allow_dirty: bool = False  # ship a working tree with uncommitted changes (recorded)
+    queue_timeout: float | None = None  # cancel a step still queued after this many seconds
 
 
-def preflight(plan: Plan, backend_name: str,
-              settings: Mapping[str, Any] | None = None) -> list[str]:
+def preflight(plan: Plan, backend_name: str, settings: Mapping[str, Any] | None = None,
+              allow_dirty: bool = False) -> list[str]:
     """Everything that would stop a step from starting, found before any step starts."""
     backend = backends.get(backend_name, settings)
     problems = []
-    written = [os.path.normpath(os.path.join(plan.project, out)) for s in plan.steps
-               for out in (*s.outputs, *([s.metrics] if s.metrics else []))]
+    declared = [out for s in plan.steps for out in (*s.outputs, *([s.metrics] if s.metrics
+                                                                   else []))]
+    written = [os.path.normpath(os.path.join(plan.project, out)) for out in declared]
+    if not backend.capabilities.shares_filesystem and not allow_dirty:
+        problems.extend(_unshipped(plan, backend_name, declared))
     for step in plan.steps:
         env = step.environment
         if env.problem:
@@ -70,10 +79,24 @@ def preflight(plan: Plan, backend_name: str,
     return problems
 
 
-def execute(plan: Plan, options: Options) -> int:
-    """Run the plan's steps in order; the exit code of the first that does not succeed, else 0.
-    The plan is all it needs: environments are rebuilt from its data, pins are its steps'."""
-    problems = (preflight(plan, options.backend, options.settings)
+def _unshipped(plan: Plan, backend_name: str, declared: list[str]) -> list[str]:
+    """An engine that does not see this filesystem runs the recorded commit: uncommitted
+    changes would silently not be part of the run."""
+    from mlproject.runner.worker.codeship import dirty
+
+    files = dirty(plan.project, declared)
+    if not files:
+        return []
+    shown = ", ".join(files[:10]) + (f" (and {len(files) - 10} more)" if len(files) > 10 else "")
+    return [f"the project has uncommitted changes that the {backend_name} engine would not see "
+            f"(it runs the recorded commit, not this working tree): {shown}; commit them, or "
+            "run with --allow-dirty to ship the working tree as it is (recorded in each run)"]
+
+
+def check(plan: Plan, options: Options) -> None:
+    """PreflightError saying everything that keeps the plan from starting (exit 2, nothing
+    submitted): a step the backend cannot run, data not as pinned, a lock that is not ours."""
+    problems = (preflight(plan, options.backend, options.settings, options.allow_dirty)
                 or realize.check_data(plan, options.pull))
     if problems:
         raise PreflightError("\n".join(problems))
@@ -83,11 +106,19 @@ def execute(plan: Plan, options: Options) -> int:
         lockfile.read(plan.project)
     except lockfile.LockError as exc:
         raise PreflightError(str(exc)) from None
+
+
+def execute(plan: Plan, options: Options) -> int:
+    """Run the plan's steps in order; the exit code of the first that does not succeed, else 0.
+    The plan is all it needs: environments are rebuilt from its data, pins are its steps'."""
+    check(plan, options)
     backend = backends.get(options.backend, options.settings)
     stopper = Stopper()
     previous = {s: signal.signal(s, stopper.request) for s in _SIGNALS}
     invocation = os.urandom(8).hex()
     try:
+        if backend.capabilities.chains_steps and len(plan.steps) > 1:
+            return _run_chain(plan, backend, stopper, invocation, options)
         done: dict[str, Step] = {}
         verified = True  # the data checked above is as pinned until a step runs
         for planned in plan.steps:
@@ -138,8 +169,31 @@ def _not_run(plan: Plan, failed: Step) -> None:
     say(f"not run: {'; '.join(parts)}")
 
 
+@dataclass(frozen=True)
+class _Submitted:
+    """A step the engine has (or that a wait will find ended): what finishing it needs."""
+    step: Step
+    record: RunRecord
+    run_dir: Path
+    started: float  # time.monotonic() when its record was started
+    submission: Submission
+    handle: Handle
+    realized: realize.Realized
+
+
 def _run_step(plan: Plan, step: Step, backend: Backend, stopper: Stopper,
               invocation: str, options: Options) -> Outcome:
+    submitted = _submit_step(plan, step, backend, stopper, invocation, options)
+    if isinstance(submitted, Outcome):
+        return submitted
+    return _await(plan, submitted, backend, stopper)
+
+
+def _submit_step(plan: Plan, step: Step, backend: Backend, stopper: Stopper, invocation: str,
+                 options: Options, after: tuple[Handle, ...] = (),
+                 held_by: tuple[str, ...] = ()) -> _Submitted | Outcome:
+    """Record the step's start, realize its environment, prepare and submit it; the Outcome,
+    recorded, of a step that ended before the engine had it."""
     run_dir = None
     given = (options.run_ids or {}).get(step.entry_point)
     try:  # a full, read-only or unwritable .mlproject: said before anything starts
@@ -150,13 +204,17 @@ def _run_step(plan: Plan, step: Step, backend: Backend, stopper: Stopper,
         started_at, started = records.now(), time.monotonic()
         record = recording.initial(plan, step, run_id, invocation, backend.name, started_at,
                                    options.settings)
+        if not backend.capabilities.shares_filesystem:  # the code travels: say which
+            record = replace(record, code={**record.code, "shipped": (
+                "the working tree as it was (--allow-dirty)" if options.allow_dirty
+                else "the recorded commit's tree")})
         records.write(run_dir, record)
     except OSError as exc:
         if run_dir is not None and given is None:
             shutil.rmtree(run_dir, ignore_errors=True)  # not a run: no record to show as crashed
         raise PreflightError(f"the run cannot be recorded in {records.runs_dir(plan.project)}: "
                              f"{exc.strerror or exc}") from None
-    say(f"{step.entry_point}: running (run {run_id})")
+    say(f"{step.entry_point}: {'submitting' if after else 'running'} (run {run_id})")
     outcome: Outcome
     try:
         with stopper.interruptible():  # a signal ends the build at once, and the step never starts
@@ -177,12 +235,14 @@ def _run_step(plan: Plan, step: Step, backend: Backend, stopper: Stopper,
                               f"{stopper.name} while environment {step.environment.name!r} "
                               "was being prepared")
         return recording.finish(plan, step, record, run_dir, started, outcome)
-    say(f"$ {step.command}")
+    if not after:
+        say(f"$ {step.command}")
     ctx = RunContext(run_id, run_dir, plan.project, {
         "MLPROJECT_RUN_ID": run_id, "MLPROJECT_RUN_DIR": str(run_dir), **realized.activation,
-    }, realized.wrapper)
+    }, realized.wrapper, plan=plan, after=after, force=options.force,
+        allow_dirty=options.allow_dirty)
     try:
-        submission = backend.prepare(step, ctx)
+        submission = replace(backend.prepare(step, ctx), queue_timeout=options.queue_timeout)
         if stopper.signal is not None:  # asked to stop before it started: it never starts
             outcome = Outcome(Status.INTERRUPTED, EXIT_INTERRUPTED)
         elif records.cancel_requested(run_dir):  # `mlproject cancel ID` before it started
@@ -191,18 +251,88 @@ def _run_step(plan: Plan, step: Step, backend: Backend, stopper: Stopper,
         else:
             handle = backend.submit(submission)
             record = recording.submitted(record, submission, handle)
+            if held_by:  # the engine starts it once what it needs has succeeded
+                record = replace(record, status=Status.QUEUED, reason="held by the engine until "
+                                 f"{', '.join(held_by)} succeed{'s' if len(held_by) == 1 else ''}")
             try:  # so that another process can ask the engine about it (`runs`, `logs -f`)
                 records.write(run_dir, record)
             except OSError as exc:
                 say(f"warning: the record of run {run_id} does not hold the engine's id "
                     f"({exc.strerror or exc})")
-            outcome = backend.wait(submission, handle, stopper)
+            return _Submitted(step, record, run_dir, started, submission, handle, realized)
     except SubmitError as exc:  # the engine refused it, or it could not be started at all
         outcome = Outcome(Status.FAILED, exc.exit_code, reason=str(exc))
     except OSError as exc:
         outcome = Outcome(Status.FAILED, 127, reason=f"could not start: {exc}")
-    finally:
-        realized.hold.release()  # the step has ended: its environment may be pruned now
+    realized.hold.release()
     return recording.finish(plan, step, record, run_dir, started, outcome)
 
 
+def _await(plan: Plan, submitted: _Submitted, backend: Backend, stopper: Stopper,
+           stopped_by: str | None = None) -> Outcome:
+    """Wait for a submitted step to end, and record its end. `stopped_by`: the pipeline was
+    stopped (by that step's end) and this one cancelled for it: said as its reason."""
+    try:
+        outcome = backend.wait(submitted.submission, submitted.handle, stopper)
+    except SubmitError as exc:
+        outcome = Outcome(Status.FAILED, exc.exit_code, reason=str(exc))
+    except OSError as exc:
+        outcome = Outcome(Status.FAILED, 127, reason=f"lost: {exc}")
+    finally:
+        submitted.realized.hold.release()  # the step has ended: its environment may be pruned
+    if stopped_by is not None and outcome.status in (Status.CANCELLED, Status.INTERRUPTED):
+        outcome = replace(outcome, status=Status.CANCELLED, reason=f"not run to its end: "
+                          f"the pipeline stopped at {stopped_by}")
+    return recording.finish(plan, submitted.step, submitted.record, submitted.run_dir,
+                            submitted.started, outcome)
+
+
+def _run_chain(plan: Plan, backend: Backend, stopper: Stopper, invocation: str,
+               options: Options) -> int:
+    """The pipeline submitted at once to an engine that holds each step until the steps it needs
+    succeed (Slurm --dependency=afterok), then waited for in order. A step that needs one in the
+    chain is fingerprinted, and skipped when up to date, by its worker (only there is what its
+    upstream steps left known). The first that does not succeed stops the pipeline: the rest
+    are cancelled (the engine already drops those that needed it), and its code is returned."""
+    chain: dict[str, _Submitted] = {}
+    done: dict[str, Step] = {}
+    code = 0
+    stopped_by: str | None = None
+    for planned in plan.steps:
+        if stopper.signal is not None or code:
+            break
+        held_by = tuple(n for n in planned.needs if n in chain)
+        upstream = tuple(chain[n].handle for n in held_by)
+        step = planned
+        if not upstream:
+            step = received(plan.project, planned, done, save=True,
+                            hash_outputs=uptodate.hash_outputs)
+            if step.outputs and not options.force:
+                found = uptodate.earlier_run(plan.project, step.fingerprint, step.outputs)
+                if found:
+                    say(f"{step.entry_point}: up to date (run {found}); --force runs it anyway")
+                    recording.relock(plan.project, step, found)
+                    done[step.entry_point] = step
+                    continue
+        done[step.entry_point] = step
+        current = replace(plan, steps=tuple(done.get(s.entry_point, s) for s in plan.steps))
+        submitted = _submit_step(current, step, backend, stopper, invocation, options, upstream,
+                                 held_by)
+        if isinstance(submitted, Outcome):
+            if submitted.status != Status.SUCCEEDED:
+                code, stopped_by = submitted.exit_code, step.entry_point
+        else:
+            chain[step.entry_point] = submitted
+    if stopper.signal is not None and not code:
+        code = EXIT_INTERRUPTED
+    for name, submitted in chain.items():
+        if stopped_by is not None or stopper.signal is not None:
+            backend.cancel(submitted.handle)
+        outcome = _await(plan, submitted, backend, stopper, stopped_by)
+        if outcome.status != Status.SUCCEEDED and stopped_by is None:
+            code, stopped_by = outcome.exit_code, name
+    if stopped_by is not None:
+        failed = next(s for s in plan.steps if s.entry_point == stopped_by)
+        _not_run(replace(plan, steps=tuple(s for s in plan.steps if s.entry_point not in chain
+                                           or s.entry_point == stopped_by)), failed)
+    return code

@@ -76,6 +76,10 @@ def finish(plan: Plan, step: Step, record: RunRecord, run_dir: Path, started: fl
     missing, or whose record cannot be written, is a failure). `ended_at`: when the engine says
     it ended, where that was learnt later (reconcile); `started` then counts to that moment."""
     root = plan.project
+    if outcome.fingerprint and outcome.fingerprint != step.fingerprint:
+        # decided where it ran (a chained step): what it received is known only there
+        step = replace(step, fingerprint=outcome.fingerprint)
+        record = replace(record, fingerprint=outcome.fingerprint)
     metrics: dict[str, float] = {}
     metrics_error = None
     if step.metrics:

@@ -113,6 +113,23 @@ def docker_engine() -> Iterator[Any]:
         dockerengine.unavailable(str(exc))
 
 
+@pytest.fixture(scope="session")
+def kube_cluster(docker_engine: Any) -> Iterator[Any]:
+    """A real single-node Kubernetes on the test Docker engine (tests/kubecluster.py), stopped by
+    pid at the end; skipped with the reason where it cannot be had or MLPROJECT_SKIP_KUBERNETES=1
+    (failed where MLPROJECT_REQUIRE_ENGINES=1)."""
+    from tests import kubecluster
+
+    why = kubecluster.skipped_here()
+    if why:
+        pytest.skip(f"the Kubernetes tests are skipped here: {why}")
+    try:
+        with kubecluster.running(docker_engine) as cluster:
+            yield cluster
+    except kubecluster.Unavailable as exc:
+        kubecluster.unavailable(str(exc))
+
+
 @pytest.fixture
 def docker(docker_engine: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The engine, with DOCKER_HOST and PATH (its docker client first) set for the test."""
@@ -130,3 +147,25 @@ def supervisors() -> Iterator[list[int]]:
     yield pids
     for pid in pids:
         kill(pid)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[Any]:
+    """A real single-node Slurm for this test process (tests/slurmcluster.py), stopped by pid at
+    the end; skipped with the reason where it cannot be had (failed where
+    MLPROJECT_REQUIRE_ENGINES=1)."""
+    from tests import slurmcluster
+
+    try:
+        with slurmcluster.running() as cluster:
+            yield cluster
+    except slurmcluster.Unavailable as exc:
+        slurmcluster.unavailable(str(exc))
+
+
+@pytest.fixture
+def slurm(slurm_cluster: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The cluster, with SLURM_CONF set for the test (and the mlproject processes it starts)."""
+    for name, value in slurm_cluster.environ().items():
+        monkeypatch.setenv(name, value)
+    return slurm_cluster

@@ -125,6 +125,8 @@ class FakeBackend:
         self.calls: list[tuple[str, str]] = []
         self.jobs: dict[str, _Job] = {}
         self.prepared: list[Submission] = []
+        self.after: dict[str, tuple[str, ...]] = {}  # entry point -> the jobs it was chained to
+        self.seen: dict[str, list[tuple[str, str | None]]] = {}  # its record at each status call
 
     def _call(self, method: str, entry_point: str) -> None:
         self.calls.append((method, entry_point))
@@ -155,6 +157,7 @@ class FakeBackend:
 
     def prepare(self, step: Step, ctx: RunContext) -> Submission:
         self._call("prepare", step.entry_point)
+        self.after[step.entry_point] = tuple(h.id for h in ctx.after)
         enforcement = {name: "not enforced: the fake engine enforces nothing"
                        for name, value in step.resources.to_json().items()
                        if value is not None and name != "timeout"}
@@ -179,6 +182,10 @@ class FakeBackend:
     def status(self, handle: Handle) -> StepState:
         job = self._job(handle)
         self._call("status", job.entry_point)
+        if self.project is not None:  # what another process reading the record would see now
+            found = json.loads((self.project / ".mlproject" / "runs" / handle.run_id /
+                                "run.json").read_text())
+            self.seen.setdefault(job.entry_point, []).append((found["status"], found["reason"]))
         if job.removed:
             return StepState(Status.CRASHED, reason="the engine has no such job any more")
         if job.polls == 0 or not self._held(job):

@@ -387,10 +387,10 @@ def test_a_broken_config_file_stops_every_backend_and_an_odd_one_says_what_it_is
 
 def test_a_table_for_a_backend_nobody_registered_is_a_warning_not_an_error(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = config(tmp_path, '[backends.configured]\ncpus = 3\n\n[backends.slurm]\npartition = "gpu"\n')
+    path = config(tmp_path, '[backends.configured]\ncpus = 3\n\n[backends.nomad]\npartition = "gpu"\n')
     warned: list[str] = []
     assert load("configured", None, warn=warned.append)["cpus"] == 3
-    assert warned == [f"{path}, line 4: [backends.slurm] is ignored: no backend is named 'slurm' "
+    assert warned == [f"{path}, line 4: [backends.nomad] is ignored: no backend is named 'nomad' "
                       f"(known: {', '.join(backends.names())})"]
     assert load("local", None) == {}  # the default warning: one line on stderr
     assert capsys.readouterr().err == f"mlproject: warning: {warned[0]}\n"

@@ -181,7 +181,9 @@ def test_what_the_example_says_environments_and_data_do_is_true(
         assert stale not in text, f"MLproject.example still says {stale!r}"
     assert kind("python").module and kind("conda").module  # built, not refused
     containers = [n for n in backends.names() if backends.get(n).capabilities.runs_containers]
-    assert containers == ["docker"], "another backend runs containers: update the example's notes"
+    assert containers == ["docker", "kubernetes"], \
+        "another backend runs containers: update the example's notes"
+    assert "the image of a Kubernetes Job with `--backend kubernetes`" in text
     assert kind(EnvKind.DOCKER.value).needs_containers
     assert "A container image runs with `--backend docker` (the local backend refuses it)" in text
     root = project({"MLproject": """

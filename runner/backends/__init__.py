@@ -20,6 +20,9 @@ Factory = Callable[..., "Backend"]  # called with the settings, or with nothing
 _REGISTRY: dict[str, str | Factory] = {
     "local": "mlproject.runner.backends.local.backend:LocalBackend",
     "docker": "mlproject.runner.backends.docker.backend:DockerBackend",
+    "slurm": "mlproject.runner.backends.slurm.backend:SlurmBackend",
+    "kubernetes": "mlproject.runner.backends.kubernetes.backend:KubernetesBackend",
+    "ray": "mlproject.runner.backends.ray.backend:RayBackend",
 }
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from mlproject.runner.plan import Step
+from mlproject.runner.plan import Plan, Step
 from mlproject.runner.state.status import Status
 from mlproject.spec.model import Resources
 
@@ -70,12 +70,21 @@ class RunContext:
     env: Mapping[str, str]  # run-specific variables and the environment's activation
     wrapper: tuple[str, ...] = ()  # argv put before the command by the environment (a container)
     planned: bool = False  # the environment is not realized: its activation is not known yet
+    # the plan the step is part of (the worker of an engine runs the step from it); None only
+    # where a caller has no plan (a test's)
+    plan: Plan | None = None
+    # the handles of the upstream steps this one needs that were submitted with it, in one
+    # chain (capabilities.chains_steps): the engine holds it until they succeed (Slurm afterok)
+    after: tuple[Handle, ...] = ()
+    force: bool = False  # run --force: a chained step is run even where it is up to date
+    allow_dirty: bool = False  # run --allow-dirty: the working tree is shipped as it is
 
     @classmethod
-    def for_plan(cls, project: str) -> RunContext:
+    def for_plan(cls, project: str, plan: Plan | None = None) -> RunContext:
         run_dir = Path(project) / ".mlproject" / "runs" / PLANNED
         return cls(PLANNED, run_dir, project, {"MLPROJECT_RUN_ID": PLANNED,
-                                               "MLPROJECT_RUN_DIR": str(run_dir)}, planned=True)
+                                               "MLPROJECT_RUN_DIR": str(run_dir)}, planned=True,
+                   plan=plan)
 
 
 @dataclass(frozen=True)
@@ -107,6 +116,8 @@ class Submission:
     log: str  # where the step's output is kept
     inherits_env: bool = False  # the step also gets mlproject's own environment
     timeout: float | None = None  # enforced by the waiting mlproject (the engine does not)
+    # run --queue-timeout: a step still queued after this many seconds is cancelled (`poll`)
+    queue_timeout: float | None = None
     script: str | None = None  # the engine's own text: an sbatch script, a Job manifest
     notes: tuple[str, ...] = ()
 
@@ -115,7 +126,8 @@ class Submission:
             "backend": self.backend, "entry_point": self.entry_point, "run_id": self.run_id,
             "argv": list(self.argv), "cwd": self.cwd, "env": sorted(self.env),
             "inherits_env": self.inherits_env, "resources": self.resources.to_json(),
-            "enforcement": dict(self.enforcement), "timeout": self.timeout, "log": self.log,
+            "enforcement": dict(self.enforcement), "timeout": self.timeout,
+            "queue_timeout": self.queue_timeout, "log": self.log,
             "script": self.script, "notes": list(self.notes),
         }
 
@@ -185,6 +197,9 @@ class Outcome:
     engine: Mapping[str, Any] = field(default_factory=dict)  # what the engine reported of it
     # an environment the worker built (capabilities.builds_environments): prefix, built_now, recipe
     environment: Mapping[str, Any] | None = None
+    # the fingerprint the step had where it ran, where the worker decided it (a chained step:
+    # what its upstream steps left was known only there); None: the plan's
+    fingerprint: str | None = None
 
 
 class SubmitError(Exception):

@@ -48,6 +48,14 @@ class SettingsError(ValueError):
     """Settings that cannot be used; the message says which, where from, and what fits."""
 
 
+def with_defaults(declared: Mapping[str, Setting],
+                  given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A backend's settings: each declared key given, else its default (`load` has checked
+    the values; a backend made directly, as the tests do, gets the defaults for the rest)."""
+    given = dict(given or {})
+    return {key: given.get(key, setting.default) for key, setting in declared.items()}
+
+
 def config_path(environ: Mapping[str, str] = os.environ) -> Path:
     """The user's config file (XDG: a relative XDG_CONFIG_HOME is ignored)."""
     base = environ.get("XDG_CONFIG_HOME", "")

@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from mlproject.runner import backends
-from mlproject.runner.backends.base import RunContext, Submission
+from mlproject.runner.backends.base import PLANNED, Handle, RunContext, Submission
 from mlproject.runner.plan import Plan
 
 
@@ -19,9 +19,15 @@ def prepared(plan: Plan, name: str, settings: Mapping[str, Any] | None = None
     chosen = None if settings is None else dict(settings)
     backend = backends.get(name, chosen)
     found: list[tuple[str, Submission | None, list[str]]] = []
+    chained = backend.capabilities.chains_steps and len(plan.steps) > 1
     for step in plan.steps:
-        problems = preflight(replace(plan, steps=(step,)), name, chosen)
-        submission = None if problems else backend.prepare(step, RunContext.for_plan(plan.project))
+        # what the working tree holds is the user's to commit before `run`: shown, not refused
+        problems = preflight(replace(plan, steps=(step,)), name, chosen, allow_dirty=True)
+        ctx = RunContext.for_plan(plan.project, plan)
+        if chained:  # held by the engine until the steps it needs succeed: their jobs, to be
+            ctx = replace(ctx, after=tuple(Handle(name, PLANNED, f"<{need}>")
+                                           for need in step.needs))
+        submission = None if problems else backend.prepare(step, ctx)
         found.append((step.entry_point, submission, problems))
     return found
 

@@ -56,6 +56,10 @@ def poll(backend: Backend, submission: Submission, handle: Handle, stopper: Stop
     forced = False
     said: str | None = None
     running_since: float | None = None
+    queued_since: float | None = None
+    # what the record says of the step now (execute wrote it)
+    noted: tuple[Status, str | None] = (Status.RUNNING, None)
+    gave_up: str | None = None  # why --queue-timeout cancelled it
     keep = None if backend.capabilities.writes_log else _open_log(submission.log)
     run_dir = Path(submission.log).parent  # where `mlproject cancel` leaves its request
     try:
@@ -78,8 +82,12 @@ def poll(backend: Backend, submission: Submission, handle: Handle, stopper: Stop
             if state.status == Status.QUEUED and state.reason and state.reason != said:
                 console.say(f"{submission.entry_point}: queued: {state.reason}")
                 said = state.reason
+            if (state.status, state.reason) != noted:  # so that `runs` and `logs -f` say why
+                noted = _note(run_dir, state)
             if state.status == Status.RUNNING and running_since is None:
                 running_since = now
+            if state.status == Status.QUEUED and queued_since is None:
+                queued_since = now
             if why is None and stopper.signal is not None:
                 why = f"interrupted by {stopper.name}"
             elif why is None and records.cancel_requested(run_dir):
@@ -91,6 +99,12 @@ def poll(backend: Backend, submission: Submission, handle: Handle, stopper: Stop
                 why = "timeout"
                 console.say(f"{submission.entry_point}: timeout after {submission.timeout:g}s: "
                             "stopping the step")
+            elif why is None and submission.queue_timeout is not None and queued_since is not None \
+                    and state.status == Status.QUEUED and now - queued_since >= submission.queue_timeout:
+                why = "queue timeout"
+                gave_up = (f"still queued after {submission.queue_timeout:g}s (--queue-timeout): "
+                           f"{state.reason or 'the engine gave no reason'}")
+                console.say(f"{submission.entry_point}: {gave_up}: cancelling it")
             if why is not None and cancelled_at is None:
                 backend.cancel(handle)
                 cancelled_at = now
@@ -108,9 +122,29 @@ def poll(backend: Backend, submission: Submission, handle: Handle, stopper: Stop
                        "the step ran past resources.timeout")
     if why == CANCELLED:
         return Outcome(Status.CANCELLED, EXIT_CANCELLED, state.signal, CANCELLED)
+    if gave_up is not None:
+        return Outcome(Status.CANCELLED, EXIT_CANCELLED, state.signal, gave_up)
     if why is not None:
         return Outcome(Status.INTERRUPTED, EXIT_INTERRUPTED, state.signal, why)
     return outcome_of(state)
+
+
+def _note(run_dir: Path, state: StepState) -> tuple[Status, str | None]:
+    """The record brought to what the engine says of a step not ended yet (queued, and why;
+    running), so that `runs` and `logs -f` in another process say it without asking the engine.
+    The waiting mlproject is the record's writer: nobody else writes it meanwhile."""
+    from dataclasses import replace
+
+    reason = state.reason if state.status == Status.QUEUED else None
+    loaded = records.load(run_dir)
+    record = loaded.record
+    if record is not None and not record.status.final and (
+            record.status, record.reason) != (state.status, reason):
+        try:
+            records.write(run_dir, replace(record, status=state.status, reason=reason))
+        except OSError:
+            pass  # only news: the end is what must be written, and finish says if it cannot be
+    return state.status, state.reason
 
 
 def _open_log(path: str) -> BinaryIO | None:

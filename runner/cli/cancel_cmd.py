@@ -44,7 +44,11 @@ def main(args: argparse.Namespace) -> int:
     except OSError as exc:
         return error(f"run {record.id}: the cancel request cannot be written in {run_dir}: "
                      f"{exc.strerror or exc}")
-    direct = reconcile.held(record)  # nobody supervises it any more: the engine is told
+    # Nobody supervises it any more, or it is held in the engine's queue behind the steps it
+    # needs (a chained pipeline: its supervisor waits for those first): the engine is told
+    # now, and drops what depends on it too.
+    held_in_queue = record.status == Status.QUEUED and record.handle is not None
+    direct = reconcile.held(record) or held_in_queue
     if direct:
         asked = engines.ask(record)
         if asked is None:
@@ -58,6 +62,11 @@ def main(args: argparse.Namespace) -> int:
                 f"({type(exc).__name__}: {exc})")
             return 0
     who = f"the {record.backend} engine" if direct else "its supervisor"
+    if held_in_queue and not reconcile.held(record):
+        say(f"run {record.id} ({record.entry_point}) was held in the {record.backend} engine's "
+            "queue: cancelled there, with the steps that need it (its record says so once its "
+            "supervisor reaches it)")
+        return 0
     if record.status == Status.QUEUED and record.handle is None:
         say(f"run {record.id} ({record.entry_point}) is queued: cancelled, it will not start "
             "(its record says so once its supervisor reaches it)")

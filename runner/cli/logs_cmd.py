@@ -29,9 +29,10 @@ def main(args: argparse.Namespace) -> int:
     run_dir = records.runs_dir(args.project) / found.id
     loaded = found
     said = None
-    # a step that has not started yet: no output anywhere; -f waits for it, saying why
+    # a step that has not started yet (not submitted, or held in the engine's queue): no output
+    # anywhere; -f waits for it, saying why it waits each time the reason changes
     while loaded.record is not None and not loaded.record.status.final \
-            and loaded.record.handle is None:
+            and (loaded.record.handle is None or loaded.record.status == Status.QUEUED):
         waiting = loaded.record
         if waiting.status == Status.QUEUED:
             why = (f"run {waiting.id} ({waiting.entry_point}) is queued"

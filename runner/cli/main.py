@@ -25,6 +25,17 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+def _seconds(text: str) -> float:
+    """A positive, finite number of seconds (argparse says the error in one line)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    return value
+
+
 def _project_args(parser: argparse.ArgumentParser, *, entry: bool = True) -> None:
     parser.add_argument("path", nargs="?", default=".", metavar="PATH",
                         help="project directory or MLproject file (default: .)")
@@ -71,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--plan", default=None, metavar="FILE",
                      help="execute this plan (`mlproject plan --json > FILE`, '-': stdin) in the "
                           "project at PATH; refused, saying what moved, where it no longer fits")
+    run.add_argument("--allow-dirty", action="store_true",
+                     help="on an engine that does not see this directory (kubernetes, ray): "
+                          "ship the working tree with its uncommitted changes (recorded) "
+                          "instead of refusing")
+    run.add_argument("--queue-timeout", type=_seconds, default=None, metavar="SECONDS",
+                     help="cancel a step the engine still holds in its queue after this long, "
+                          "recording the engine's reason")
     run.add_argument("--detach", action="store_true",
                      help="run in the background: print the run id of each step (one a line) "
                           "at once; follow with `mlproject logs ID -f`, `wait ID`, `cancel ID`")

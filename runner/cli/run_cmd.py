@@ -35,7 +35,8 @@ def main(args: argparse.Namespace) -> int:
 
     try:
         options = Options(backend=args.backend, force=args.force, pull=args.pull,
-                          settings=settings)
+                          settings=settings, allow_dirty=getattr(args, "allow_dirty", False),
+                          queue_timeout=getattr(args, "queue_timeout", None))
         if detached:  # a supervisor of its own runs it; the run ids are printed at once
             from mlproject.runner import detach
 

@@ -55,6 +55,10 @@ class CodeState:
         excluded = self._excluded(exclude)
         return {p: h for p, h in self.changes.items() if not excluded(p)}
 
+    def uncommitted(self, exclude: Iterable[str] = ()) -> list[str]:
+        """What differs from HEAD (Git only), less the paths a step writes itself."""
+        return sorted(self._kept(tuple(exclude))) if self.kind == "git" else []
+
     def digest(self, exclude: Iterable[str] = ()) -> str:
         """What the code is, by content, less the paths a step writes itself."""
         exclude = tuple(exclude)

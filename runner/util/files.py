@@ -1,4 +1,5 @@
-"""Files written so that nobody ever reads a part of one, and where mlproject's user cache is."""
+"""Files written so that nobody ever reads a part of one, read from an offset, and where
+mlproject's user cache is."""
 from __future__ import annotations
 
 import os
@@ -31,6 +32,16 @@ def write_atomic(path: Path, text: str | bytes) -> None:
             pass
         raise
 
+
+def read_from(path: str, at: int) -> bytes:
+    """What a file (a step's log) holds after its first `at` bytes; nothing where it cannot be
+    read (not there yet, gone)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(at)
+            return handle.read()
+    except OSError:
+        return b""
 
 
 def _umask() -> int:

@@ -34,12 +34,13 @@ from mlproject.runner.backends.base import (
 from mlproject.runner.backends.docker import images
 from mlproject.runner.backends.docker.argv import DockerRun, plan, problems
 from mlproject.runner.backends.docker.engine import Engine, EngineError
-from mlproject.runner.backends.settings import Setting
+from mlproject.runner.backends.settings import Setting, with_defaults
 from mlproject.runner.plan import Step
 from mlproject.runner.state.status import Status
 from mlproject.runner.util import console
 from mlproject.runner.util.exitcodes import INTERRUPTED as EXIT_INTERRUPTED
 from mlproject.runner.util.exitcodes import USAGE as EXIT_USAGE
+from mlproject.runner.util.files import read_from
 from mlproject.spec.units import format_bytes
 
 EXIT_NOT_STARTED = 127  # the container could not be started (as a shell says of a command)
@@ -127,9 +128,7 @@ class DockerBackend:
     SETTINGS: ClassVar[dict[str, Setting]] = SETTINGS
 
     def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
-        given = dict(settings or {})
-        self.settings: dict[str, Any] = {key: given.get(key, s.default)
-                                         for key, s in SETTINGS.items()}
+        self.settings: dict[str, Any] = with_defaults(SETTINGS, settings)
         self.engine = Engine(self.settings["host"])
         self._prepared: dict[str, DockerRun] = {}
         self._live: dict[str, _Live] = {}
@@ -381,12 +380,7 @@ class DockerBackend:
             if exc.status != 404:
                 raise
         # the container is gone: what mlproject kept of its output
-        try:
-            with open(str(handle.data.get("log")), "rb") as kept:
-                kept.seek(since)
-                data = kept.read()
-        except OSError:
-            return
+        data = read_from(str(handle.data.get("log")), since)
         if data:
             yield data
 
