@@ -1,6 +1,8 @@
 """`mlproject run --backend kubernetes` against a real single-node Kubernetes 1.20 built here
 (tests/kubecluster.py): outputs back into the project, exit codes, OOMKilled, the Job's deadline,
-an impossible request refused before anything is submitted, `plan --backend`, the TTL."""
+an impossible request refused before anything is submitted, a pod the scheduler cannot place
+(its reason shown, --queue-timeout), `mlproject cancel` of a detached run, `plan --backend`, the
+TTL."""
 from __future__ import annotations
 
 import json
@@ -32,6 +34,8 @@ TEXT = """
       big:
         command: "true"
         resources: {cpu: 64}
+      forever:
+        command: "echo started > started.txt; sleep 300"
 """
 
 
@@ -43,7 +47,7 @@ def _conf(cluster: Any, **more: Any) -> str:
 
 @pytest.fixture
 def kube(kube_cluster: Any, project: Callable[..., Path]) -> tuple[Any, Path]:
-    root = git_init(project({"MLproject": TEXT, ".gitignore": ".mlproject/\nout/\n"}))
+    root = git_init(project({"MLproject": TEXT, ".gitignore": ".mlproject/\nout/\nstarted.txt\n"}))
     return kube_cluster, root
 
 
@@ -122,3 +126,33 @@ def test_a_kept_job_is_removed_after_its_ttl(cli: Callable[..., Result],
     while name in _jobs(cluster) and time.monotonic() < end:
         time.sleep(0.5)
     assert name not in _jobs(cluster)
+
+
+def test_a_pod_no_node_takes_says_the_scheduler_s_reason_and_queue_timeout_cancels_it(
+        cli: Callable[..., Result], kube: tuple[Any, Path]) -> None:
+    cluster, root = kube
+    done = cli("run", str(root), "-e", "main", "--backend", "kubernetes", "--queue-timeout", "5",
+               "--backend-config", _conf(cluster, node_selector=["mlproject-test=nowhere"]))
+    assert done.code == 130, done.err
+    assert "queued: Unschedulable:" in done.err and "node affinity" in done.err, done.err
+    record = _record(root)
+    assert record["status"] == "cancelled"
+    assert "--queue-timeout" in record["reason"] and "node affinity" in record["reason"], record
+    assert record["handle"]["id"] not in _jobs(cluster)
+    assert not (root / "out").exists()
+
+
+def test_cancel_stops_a_detached_step_s_job(kube: tuple[Any, Path]) -> None:
+    from detached import Mlproject, until
+
+    cluster, root = kube
+    mlp = Mlproject(root)
+    ids, _ = mlp.detach("-e", "forever", "--backend", "kubernetes", "--backend-config",
+                        _conf(cluster))
+    until(lambda: mlp.record(ids[0])["status"] == "running", 120, "the pod to run")
+    done = mlp("cancel", ids[0], timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert mlp("wait", ids[0], timeout=120).returncode == 130
+    record = mlp.record(ids[0])
+    assert record["status"] == "cancelled", record
+    until(lambda: record["handle"]["id"] not in _jobs(cluster), 60, "the Job to be deleted")

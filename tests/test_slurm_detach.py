@@ -73,6 +73,22 @@ def _started(mlp: Mlproject, name: str) -> None:
     until(lambda: (mlp.root / f"pid-{name}").exists(), 60, f"{name} to start on the node")
 
 
+def _stderr_until(process: Any, text: str, timeout: float) -> str:
+    """What a running process wrote to stderr, read until `text` appears or `timeout` passes."""
+    import os
+    import select
+
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while text not in seen and time.monotonic() < deadline:
+        if select.select([process.stderr], [], [], 0.2)[0]:
+            chunk = os.read(process.stderr.fileno(), 65536)
+            if not chunk:
+                break
+            seen += chunk.decode(errors="replace")
+    return seen
+
+
 def _jobs_of(slurm: Any, ids: list[str]) -> dict[str, dict[str, str]]:
     """squeue's rows of these runs' jobs, by run id (those it shows)."""
     by_name = {row["name"]: row | {"id": job} for job, row in slurm.jobs().items()}
@@ -154,6 +170,13 @@ def test_a_queued_step_says_slurm_s_reason_and_queue_timeout_gives_up_on_it(
                 "second's pending reason")
     assert row["status"] == "queued" and row["reason"].startswith("Slurm: "), row
     assert row["reason"].split()[1] in ("Resources", "Priority"), row
+    follower = mlp.popen("logs", "-f", waiting)  # says why it waits, then follows
+    try:
+        said = _stderr_until(follower, " is queued: Slurm: ", 20)
+        assert f"run {waiting} (second) is queued: Slurm: " in said, said
+    finally:
+        follower.kill()
+        follower.communicate(timeout=10)
     started = time.monotonic()
     given_up = mlp("run", "-e", "second", "--backend", "slurm", "--queue-timeout", "2",
                    timeout=60)

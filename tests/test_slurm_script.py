@@ -198,3 +198,30 @@ def test_the_backend_is_registered_with_its_settings(cli: Callable[..., Result])
     assert "slurm" in backends.names()
     assert set(backends.settings_of("slurm")) == set(SETTINGS)
     assert backends.get("slurm").capabilities.chains_steps is True
+
+
+@pytest.mark.parametrize("where", ["directive", "partition", "project path"])
+def test_a_line_break_never_reaches_the_batch_script(
+        where: str, cli: Callable[..., Result], project: Callable[..., Path]) -> None:
+    """A value with a line break would end its #SBATCH line and run the rest as shell: the
+    step is refused at submit (exit 2) with why, and the script holds no such line."""
+    from mlproject.runner.backends.base import SubmitError
+
+    step, root = _step(cli, project, "plain")
+    settings = dict(DEFAULTS)
+    ctx = _ctx(root)
+    if where == "directive":
+        settings["directives"] = ["--exclusive\necho injected > /tmp/pwned"]
+    elif where == "partition":
+        settings["partition"] = "debug\ntouch /tmp/pwned"
+    else:
+        ctx = RunContext(ctx.run_id, ctx.run_dir, f"{ctx.cwd}\ntouch /tmp/pwned", ctx.env)
+    backend = SlurmBackend(settings)
+    sub = backend.prepare(step, ctx)
+    # nothing but comments: no line of it would run
+    assert all(line.startswith("#") for line in (sub.script or "").splitlines()), sub.script
+    assert any(note.startswith("cannot start:") for note in sub.notes), sub.notes
+    with pytest.raises(SubmitError) as refused:
+        backend.submit(sub)
+    assert refused.value.exit_code == 2
+    assert not (ctx.run_dir / script.SCRIPT).exists()

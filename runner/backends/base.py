@@ -184,6 +184,27 @@ class StepState:
     signal: int | None = None
 
 
+@dataclass
+class Patience:
+    """How long an engine may leave questions about a step it holds unanswered before the step
+    counts as lost: within `grace` seconds of the first unanswered one, the step keeps the status
+    it had (`meanwhile`), the error as its reason; after, it is crashed."""
+    grace: float
+    since: float | None = None  # when the engine first did not answer, of this run of silence
+
+    def answered(self) -> None:
+        self.since = None
+
+    def unanswered(self, error: str, lost: str, meanwhile: Status = Status.RUNNING) -> StepState:
+        import time
+
+        now = time.monotonic()
+        self.since = self.since or now
+        if now - self.since < self.grace:
+            return StepState(meanwhile, reason=error)
+        return StepState(Status.CRASHED, reason=f"{lost}: {error}")
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How a step ended. A value: whoever learns more (outputs not written, a record that cannot
@@ -243,6 +264,19 @@ class Backend(Protocol):
     #   ended step, as `wait` puts it in Outcome.engine (asked before `cleanup`);
     # `cleanup(self, handle: Handle) -> None`: remove what the engine keeps of a step whose end
     #   has been recorded (docker: the container); a backend without it keeps nothing to remove.
+    # `worker_log(self, handle: Handle) -> bytes | None`: a backend whose steps run mlproject's
+    #   worker: the engine's whole log of the ended step, the worker's bundle at its end (None
+    #   where the run directory is shared: the worker's report is in it), so that its outputs
+    #   and report are taken as `wait` would have (asked before `cleanup`).
+
+
+def worker_log(backend: Backend, handle: Handle) -> tuple[bool, bytes | None]:
+    """Whether the backend's steps run mlproject's worker, and its `worker_log(handle)`."""
+    method = getattr(backend, "worker_log", None)
+    if not callable(method):
+        return False, None
+    raw = method(handle)
+    return True, raw if isinstance(raw, bytes) else None
 
 
 def cleanup(backend: Backend, handle: Handle) -> None:

@@ -33,7 +33,7 @@ from mlproject.runner.state.status import Status
 from mlproject.runner.util import console
 
 if TYPE_CHECKING:
-    from mlproject.runner.backends.base import Backend, Handle, StepState
+    from mlproject.runner.backends.base import Backend, Handle, Outcome, StepState
     from mlproject.runner.plan import Plan, Step
     from mlproject.runner.state.record import RunRecord
 
@@ -234,6 +234,7 @@ def _record_end(root: str, run_dir: Path, record: RunRecord, backend: Backend, h
     except Exception as exc:
         engines.note(f"facts {record.id}", f"warning: run {record.id}: what the "
                      f"{record.backend} engine says of the step is not recorded ({_why(exc)})")
+    outcome = _with_worker_report(run_dir, record, backend, handle, outcome, engines)
     step = _step_of(record)
     ended = _engine_end(record, outcome.engine)
     elapsed = _elapsed(record, ended)
@@ -256,6 +257,32 @@ def _record_end(root: str, run_dir: Path, record: RunRecord, backend: Backend, h
     except Exception as exc:
         engines.note(f"cleanup {record.id}", f"warning: run {record.id}: the {record.backend} "
                      f"engine's copy of the step is not removed ({_why(exc)})")
+
+
+def _with_worker_report(run_dir: Path, record: RunRecord, backend: Backend, handle: Handle,
+                        outcome: Outcome, engines: Engines) -> Outcome:
+    """For a backend whose steps run mlproject's worker: its report taken, and the step's
+    outputs unpacked from the end of the engine's log where the run directory is not shared,
+    as the supervisor's `wait` would have (else a step the engine ran to success would be
+    recorded without its outputs, or as a failure without a report)."""
+    from mlproject.runner import worker
+    from mlproject.runner.backends import base
+
+    try:
+        runs_worker, raw = base.worker_log(backend, handle)
+    except Exception as exc:
+        engines.note(f"worker {record.id}", f"warning: run {record.id}: the engine's log, with "
+                     f"the worker's report, cannot be read ({_why(exc)})")
+        runs_worker, raw = True, b""
+    if not runs_worker:
+        return outcome
+    try:
+        report = worker.adopted(run_dir, record.id, dict(record.plan), record.entry_point, raw)
+    except (ValueError, OSError) as exc:  # a bundle that is not this step's: said, not used
+        engines.note(f"worker {record.id}", f"warning: run {record.id}: the worker's report "
+                     f"is not used ({_why(exc)})")
+        report = None
+    return worker.merged(outcome, report)
 
 
 def _copy_log(run_dir: Path, record: RunRecord, backend: Backend, handle: Handle,

@@ -8,9 +8,11 @@ to the worker (in REQUEST_VAR), the worker's command, and what to make of its re
 `python -m mlproject.runner.worker` is the worker itself (step.py)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from mlproject.runner.backends.base import Outcome, RunContext, Submission
     from mlproject.runner.plan import Step
     from mlproject.runner.worker.result import WorkerResult
@@ -59,6 +61,18 @@ def collect(submission: Submission, raw_log: bytes | None = None) -> WorkerResul
     from mlproject.runner.worker import result
 
     return result.collect(submission, raw_log)
+
+
+def adopted(run_dir: Path, run_id: str, plan: dict[str, Any], entry_point: str,
+            raw_log: bytes | None) -> WorkerResult | None:
+    """The worker's report of a step whose submitting mlproject is gone (reconcile), from what
+    its record keeps: its plan says which outputs may come back, and into which project."""
+    from mlproject.runner.worker import result
+    from mlproject.runner.worker.request import WorkerRequest
+
+    request = None if raw_log is None else WorkerRequest(
+        plan, entry_point, run_id, str(run_dir), shared=False, chained=False, force=False)
+    return result.collect_into(run_dir, run_id, request, raw_log)
 
 
 def merged(outcome: Outcome, report: WorkerResult | None) -> Outcome:

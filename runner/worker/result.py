@@ -12,6 +12,7 @@ from mlproject.runner.state.status import Status
 
 if TYPE_CHECKING:
     from mlproject.runner.backends.base import Outcome, Submission
+    from mlproject.runner.worker.request import WorkerRequest
 
 FORMAT = "mlproject.worker-result/1"
 MAX_SIZE = 4 * 1024 * 1024  # a result is a few kilobytes; a bigger file is not one
@@ -83,22 +84,36 @@ def read(path: Path, run_id: str) -> WorkerResult | None:
 
 
 def collect(submission: Submission, raw_log: bytes | None) -> WorkerResult | None:
-    from mlproject.runner.worker import REQUEST_VAR, RESULT_FILE
+    from mlproject.runner.worker import REQUEST_VAR
     from mlproject.runner.worker.request import RequestError, WorkerRequest
 
     run_dir = Path(submission.log).parent
+    request = None
     if raw_log is not None:
         try:
             request = WorkerRequest.decode(submission.env[REQUEST_VAR])
         except (KeyError, RequestError):
             return None
+    return collect_into(run_dir, submission.run_id, request, raw_log)
+
+
+def collect_into(run_dir: Path, run_id: str, request: WorkerRequest | None,
+                 raw_log: bytes | None) -> WorkerResult | None:
+    """The worker's report of run `run_id`: the bundle at the end of `raw_log` unpacked as
+    `request` says (the outputs into its project, the result into `run_dir`), or, with no log,
+    the result the worker wrote into the shared run directory."""
+    from mlproject.runner.worker import RESULT_FILE
+
+    if raw_log is not None and request is not None:
         from mlproject.runner.worker import bundle
 
         payload = bundle.split(raw_log, request.run_id)[1]
         if payload is None:
             return None
         bundle.unpack(payload, request, run_dir)
-    return read(run_dir / RESULT_FILE, submission.run_id)
+    elif raw_log is not None:
+        return None
+    return read(run_dir / RESULT_FILE, run_id)
 
 
 NO_REPORT = ("the engine says the step ended, but mlproject's worker reported nothing (it did "

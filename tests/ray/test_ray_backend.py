@@ -339,3 +339,47 @@ def test_find_and_engine_facts_from_another_process(
     assert facts["status"] == "SUCCEEDED" and facts["submission_id"] == handle.id
     assert b"found" in b"".join(backend.logs(handle))
     assert backend.status(handle).status == "succeeded"
+
+
+def test_a_step_whose_supervisor_was_killed_is_recorded_with_its_outputs(
+        project: Callable[..., Path], ray: Any, supervisors: list[int], tmp_path: Path) -> None:
+    """The supervisor of a detached run SIGKILLed while Ray runs the step: the next `wait`
+    records the end from Ray, with the outputs and the worker's report that came back in the
+    job's log, as the supervisor would have."""
+    import os
+    import signal
+
+    gate = tmp_path / "go"
+    root = _project(project, f"""
+        entry_points:
+          main:
+            command: >-
+              echo started; while [ ! -f {gate} ]; do sleep 0.05; done;
+              mkdir -p out; echo kept > out/r.txt; echo released
+            outputs: [out]
+    """)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    run = [sys.executable, "-m", "mlproject.runner"]
+    detached = subprocess.run([*run, "run", str(root), "--backend", "ray", "--detach"], cwd=root,
+                              env=env, capture_output=True, text=True, timeout=60)
+    assert detached.returncode == 0, detached.stderr
+    supervisor = int(re.search(r"supervised by process (\d+)", detached.stderr)[1])  # type: ignore[index]
+    supervisors.append(supervisor)
+    run_id = detached.stdout.split()[0]
+    deadline = time.monotonic() + 60
+    while "started" not in _logs_of(root, run_id) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "started" in _logs_of(root, run_id)
+    os.kill(supervisor, signal.SIGKILL)
+    gate.touch()
+    while not _job(ray, f"mlproject-{run_id}").status.is_terminal():
+        assert time.monotonic() < deadline + 60, "the Ray job did not end"
+        time.sleep(0.2)
+    waited = subprocess.run([*run, "wait", run_id], cwd=root, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert waited.returncode == 0, waited.stderr
+    record = _only_record(root)
+    assert record["status"] == "succeeded", record
+    assert (root / "out" / "r.txt").read_text() == "kept\n"
+    assert record["engine"]["worker"]["host"]  # the worker's report was taken
+    assert "released" in _log(root, record) and "@@mlproject-worker-result" not in _log(root, record)

@@ -25,6 +25,7 @@ from mlproject.runner.backends.base import (
     Capabilities,
     Handle,
     Outcome,
+    Patience,
     RunContext,
     StepState,
     Stopper,
@@ -116,7 +117,7 @@ class _Live:
     cancelled_at: float | None = None
     forced: bool = False
     final: dict[str, Any] | None = None  # the container's inspect once it has ended
-    unanswered_since: float | None = None
+    patience: Patience = field(default_factory=lambda: Patience(UNANSWERED))
     asked: float = field(default_factory=time.monotonic)  # when the engine was last inspected
 
 
@@ -332,12 +333,9 @@ class DockerBackend:
         except EngineError as exc:
             if live is None:
                 return StepState(Status.CRASHED, reason=str(exc))
-            live.unanswered_since = live.unanswered_since or now
-            if now - live.unanswered_since < UNANSWERED:
-                return StepState(Status.RUNNING, reason=str(exc))
-            return StepState(Status.CRASHED, reason=f"the engine stopped answering: {exc}")
+            return live.patience.unanswered(str(exc), "the engine stopped answering")
         if live is not None:
-            live.unanswered_since = None
+            live.patience.answered()
         if doc is None:
             return StepState(Status.CRASHED, reason=f"container {handle.id[:12]} no longer "
                              "exists (removed outside mlproject)")

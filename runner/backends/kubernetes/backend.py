@@ -22,6 +22,7 @@ from mlproject.runner.backends.base import (
     Capabilities,
     Handle,
     Outcome,
+    Patience,
     RunContext,
     StepState,
     Stopper,
@@ -95,7 +96,7 @@ class _Live:
     follower: Any = None  # watch.LogFollower, once the pod runs
     cancelled: bool = False
     final: tuple[dict[str, Any] | None, list[dict[str, Any]]] | None = None
-    unanswered_since: float | None = None
+    patience: Patience = field(default_factory=lambda: Patience(UNANSWERED))
     waiting_since: dict[str, float] = field(default_factory=dict)
 
     def stop(self) -> None:
@@ -337,7 +338,7 @@ class KubernetesBackend:
             if live.job.error or live.pods.error:
                 return self._unanswered(live, str(live.job.error or live.pods.error))
             return StepState(Status.QUEUED, reason="submitted: waiting for the API server")
-        live.unanswered_since = None
+        live.patience.answered()
         jobs = live.job.docs()
         job = jobs[0] if jobs else None
         if job is None and handle.id not in live.job.deleted and not live.cancelled:
@@ -368,12 +369,9 @@ class KubernetesBackend:
                              state.signal)
         return state
 
-    def _unanswered(self, live: _Live, error: str) -> StepState:
-        now = time.monotonic()
-        live.unanswered_since = live.unanswered_since or now
-        if now - live.unanswered_since < UNANSWERED:
-            return StepState(Status.RUNNING, reason=error)
-        return StepState(Status.CRASHED, reason=f"the Kubernetes API stopped answering: {error}")
+    @staticmethod
+    def _unanswered(live: _Live, error: str) -> StepState:
+        return live.patience.unanswered(error, "the Kubernetes API stopped answering")
 
     def _status_asked(self, handle: Handle) -> StepState:
         """The state asked of the API (a process that did not submit it: `runs`, reconcile)."""
@@ -583,6 +581,12 @@ class KubernetesBackend:
                     "deadline": (job.get("spec") or {}).get("activeDeadlineSeconds"),
                     "log": os.path.join(run_dir, "log.txt"), "run_dir": run_dir})
         return None
+
+    def worker_log(self, handle: Handle) -> bytes:
+        """The container's whole log, the worker's bundle at its end (for reconcile, before
+        `cleanup` deletes the Job)."""
+        _, pods = self._read(handle)
+        return self._raw_log(handle, pods, None) or b""
 
     def engine_facts(self, handle: Handle) -> dict[str, Any]:
         try:

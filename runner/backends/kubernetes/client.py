@@ -49,6 +49,7 @@ class Client:
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
         try:
+            import yaml
             from kubernetes import client, config  # type: ignore[import-untyped,unused-ignore]
         except ImportError:
             raise KubeError(INSTALL) from None
@@ -70,8 +71,15 @@ class Client:
                     f" (context {context})" if context else "")
                 if not self.namespace:
                     self.namespace = _context_namespace(config, path, context)
-        except (config.ConfigException, OSError, ValueError, TypeError) as exc:
-            raise KubeError(f"no usable Kubernetes credentials: {exc}") from None
+        except (config.ConfigException, OSError, ValueError, TypeError, KeyError,
+                AttributeError, yaml.YAMLError) as exc:
+            # the client's own errors of a file that is not YAML, or not a mapping of
+            # kubeconfig's shape ("'str' object does not support item assignment"), say
+            # nothing to a user
+            said = str(exc) if isinstance(exc, (config.ConfigException, OSError)) else (
+                f"{path or '~/.kube/config'} is not a kubeconfig file (a YAML mapping with "
+                f"clusters, users and contexts): {' '.join(str(exc).split())[:300]}")
+            raise KubeError(f"no usable Kubernetes credentials: {said}") from None
         configuration.retries = 0  # an unreachable API is said at once, not after retries
         self.namespace = self.namespace or "default"
         self.server = str(configuration.host)

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from mlproject.runner import worker
@@ -26,6 +26,7 @@ from mlproject.runner.backends.base import (
     Capabilities,
     Handle,
     Outcome,
+    Patience,
     RunContext,
     StepState,
     Stopper,
@@ -90,7 +91,7 @@ class _Live:
     entrypoint: str
     info: dict[str, Any] | None = None
     final_log: bytes | None = None  # the step's output, read after the job ended
-    unanswered_since: float | None = None
+    patience: Patience = field(default_factory=lambda: Patience(UNANSWERED))
 
 
 # Ray's stop of a job still PENDING is a call queued on its supervisor actor, which Ray has not
@@ -229,18 +230,14 @@ class RayBackend:
 
     def status(self, handle: Handle) -> StepState:
         live = self._live.get(handle.run_id)
-        now = time.monotonic()
         try:
             info = self.jobs.info(handle.id)
         except RayError as exc:
             if live is None:
                 return StepState(Status.CRASHED, reason=str(exc))
-            live.unanswered_since = live.unanswered_since or now
-            if now - live.unanswered_since < UNANSWERED:
-                return StepState(Status.RUNNING, reason=str(exc))
-            return StepState(Status.CRASHED, reason=f"the Ray cluster stopped answering: {exc}")
+            return live.patience.unanswered(str(exc), "the Ray cluster stopped answering")
         if live is not None:
-            live.unanswered_since = None
+            live.patience.answered()
             live.info = info
         foreign = _foreign(info, handle)
         if foreign:
@@ -331,6 +328,10 @@ class RayBackend:
                 "install mlproject there, set the ray backend's python to one that has it, or "
                 "set py_modules to true"))
         return merged
+
+    def worker_log(self, handle: Handle) -> bytes:
+        """The entrypoint's whole output, the worker's bundle at its end (for reconcile)."""
+        return self._output(handle)[1]
 
     def engine_facts(self, handle: Handle) -> dict[str, Any]:
         """What Ray says of the job (for a record completed by reconcile)."""

@@ -21,7 +21,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,6 +29,7 @@ from mlproject.runner.backends.base import (
     Capabilities,
     Handle,
     Outcome,
+    Patience,
     RunContext,
     StepState,
     Stopper,
@@ -58,7 +59,7 @@ FIX_CONTROLLER = ("start slurmctld, or point SLURM_CONF at the cluster's slurm.c
 class _Asked:
     """What this process last heard of one job."""
     job: dict[str, str] | None = None
-    unanswered_since: float | None = None
+    patience: Patience = field(default_factory=lambda: Patience(UNANSWERED))
 
 
 class SlurmBackend:
@@ -175,10 +176,9 @@ class SlurmBackend:
                              after=after, inner_timeout=inner)
         except ValueError as exc:
             self._problems[ctx.run_id] = str(exc)
-            job = script.job(step, run_id=ctx.run_id, run_dir=str(ctx.run_dir), cwd=ctx.cwd,
-                             env_names=[], command=command, settings=self.settings, after=after,
-                             inner_timeout=inner)
-            job = replace(job, notes=(*job.notes, f"cannot start: {exc}"))
+            job = script.Job((), f"# not submitted: {exc}\n", (self.ctl.tool("sbatch"),
+                             "--parsable", f"{ctx.run_dir}/{script.SCRIPT}"), {},
+                             (f"cannot start: {exc}",))
         return Submission(self.name, step.entry_point, ctx.run_id, job.argv, ctx.cwd, env,
                           step.resources, job.enforcement, str(ctx.run_dir / "log.txt"),
                           inherits_env=bool(self.settings["export_env"]),
@@ -241,16 +241,12 @@ class SlurmBackend:
     def status(self, handle: Handle) -> StepState:
         asked = self._asked.setdefault(handle.id, _Asked())
         conf = _conf(handle)
-        now = time.monotonic()
         try:
             job = self.ctl.job(handle.id, conf) or self.ctl.accounted(handle.id, conf)
         except SlurmError as exc:
-            asked.unanswered_since = asked.unanswered_since or now
-            if now - asked.unanswered_since < UNANSWERED:
-                return StepState(Status.RUNNING if asked.job else Status.QUEUED,
-                                 reason=f"Slurm does not answer: {exc}")
-            return StepState(Status.CRASHED, reason=f"Slurm stopped answering: {exc}")
-        asked.unanswered_since = None
+            return asked.patience.unanswered(str(exc), "Slurm stopped answering",
+                                             Status.RUNNING if asked.job else Status.QUEUED)
+        asked.patience.answered()
         if job is None:
             return StepState(Status.CRASHED, reason=(
                 f"Slurm no longer knows job {handle.id} (scontrol forgets a finished job "
@@ -322,6 +318,10 @@ class SlurmBackend:
             if job is None or states.state_of(job).status.final or time.monotonic() > end:
                 return job
             time.sleep(0.1)
+
+    def worker_log(self, handle: Handle) -> None:
+        """The worker's report is in the shared run directory (worker.json), not in the log."""
+        return None
 
     def engine_facts(self, handle: Handle) -> dict[str, Any]:
         """What Slurm says of the job (for a record completed by reconcile)."""

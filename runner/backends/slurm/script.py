@@ -109,6 +109,11 @@ def directives(step: Step, *, run_id: str, run_dir: str, cwd: str, env_names: Se
     else:  # only these (and Slurm's own SLURM_* variables)
         opts.append(f"--export={','.join(names) or 'NONE'}")
     opts.extend(str(d) for d in settings.get("directives") or ())
+    broken = [o for o in opts if any(c in o for c in "\n\r\0")]
+    if broken:  # a line break would end the #SBATCH line and make the rest shell commands
+        raise ValueError(f"sbatch option {broken[0]!r:.200} holds a line break or NUL: it "
+                         "cannot be a line of the batch script (a project path, a setting, or "
+                         "a directive)")
     if res.memory is None:
         notes.append("no memory asked: Slurm gives the cluster's default (DefMemPerCPU or "
                      "DefMemPerNode)")
