@@ -81,3 +81,24 @@ def test_a_ray_address_that_is_wrong_or_dead_is_exit_2(
     done = cli("run", str(root), "--backend", "ray", "--backend-config",
                json.dumps({"address": address.format(port=_closed_port())}))
     _refused(done, root, said)
+
+
+@pytest.mark.parametrize("backend,config,shown", [
+    ("slurm", {"bin": "/nonexistent"}, "#SBATCH --gres=gpu:2"),
+    ("kubernetes", {"kubeconfig": "/nonexistent"}, "nvidia.com/gpu: '2'"),
+    ("ray", {"address": "http://127.0.0.1:{port}"}, '"entrypoint_num_gpus": 2.0'),
+])
+def test_plan_shows_the_submission_with_no_engine_to_submit_to(
+        backend: str, config: dict[str, str], shown: str, cli: Callable[..., Result],
+        project: Callable[..., Path]) -> None:
+    """What would be submitted is known without the engine: `plan --backend` shows it beside
+    why the step cannot start from here, and exits 0 (it only shows)."""
+    pytest.importorskip({"kubernetes": "kubernetes", "ray": "ray"}.get(backend, "json"))
+    root = git_init(project({"MLproject": TEXT.replace(
+        '"echo never > never.txt"', '"echo never > never.txt"\n    resources: {gpu: 2}'),
+        ".gitignore": ".mlproject/\n"}))
+    settings = {k: v.format(port=_closed_port()) for k, v in config.items()}
+    done = cli("plan", str(root), "--backend", backend, "--backend-config", json.dumps(settings))
+    assert done.code == 0, done.err
+    assert "   cannot start: " in done.out and shown in done.out, done.out
+    assert not (root / ".mlproject" / "runs").exists()

@@ -12,8 +12,10 @@ from mlproject.runner.plan import Plan
 
 def prepared(plan: Plan, name: str, settings: Mapping[str, Any] | None = None
              ) -> list[tuple[str, Submission | None, list[str]]]:
-    """Per step: its submission, or None with why it cannot start on that backend (made with
-    these settings; None: the backend's defaults)."""
+    """Per step: its submission, and why it cannot start on that backend (made with these
+    settings; None: the backend's defaults). The submission is shown even where the step cannot
+    start (an engine not reachable from here, credentials missing): what would be submitted is
+    known without the engine; None only where the backend cannot make one."""
     from mlproject.runner.execute import preflight
 
     chosen = None if settings is None else dict(settings)
@@ -27,7 +29,12 @@ def prepared(plan: Plan, name: str, settings: Mapping[str, Any] | None = None
         if chained:  # held by the engine until the steps it needs succeed: their jobs, to be
             ctx = replace(ctx, after=tuple(Handle(name, PLANNED, f"<{need}>")
                                            for need in step.needs))
-        submission = None if problems else backend.prepare(step, ctx)
+        try:
+            submission: Submission | None = backend.prepare(step, ctx)
+        except Exception:  # a backend that needs what is missing to prepare at all
+            if not problems:
+                raise
+            submission = None
         found.append((step.entry_point, submission, problems))
     return found
 
@@ -40,9 +47,8 @@ def render(plan: Plan, name: str, settings: Mapping[str, Any] | None = None) -> 
     for number, (entry_point, submission, problems) in enumerate(prepared(plan, name, settings),
                                                                  1):
         lines.append(f"{number}. {entry_point}")
-        if submission is None:
-            lines.extend(f"   cannot start: {problem}" for problem in problems)
-        else:
+        lines.extend(f"   cannot start: {problem}" for problem in problems)
+        if submission is not None:
             lines.extend(submission.render())
     return lines
 
