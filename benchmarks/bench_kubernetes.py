@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -21,10 +20,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_run import interleaved, mlproject_command, verdict
+from bench_run import interleaved, make_project, mlproject_command, verdict
 
 TARGET_OVERHEAD_MS = 1000.0
 COMMAND = "echo ok"
+NOOP = f'name: bench\nentry_points:\n  noop:\n    command: "{COMMAND}"\n'
 
 BARE = """
 import sys, time
@@ -55,14 +55,7 @@ def main() -> int:
 
     base = Path(tempfile.mkdtemp(prefix="mlproject-bench-k8s-"))
     with dockerengine.running() as engine, kubecluster.running(engine) as cluster:
-        project = base / "project"
-        project.mkdir()
-        (project / "MLproject").write_text(f'name: bench\nentry_points:\n  noop:\n    command: '
-                                           f'"{COMMAND}"\n')
-        (project / ".gitignore").write_text(".mlproject/\n")
-        for git in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "b"]):
-            subprocess.run(["git", "-c", "user.name=b", "-c", "user.email=b@b", *git],
-                           cwd=project, check=True, capture_output=True)
+        project = make_project(base, NOOP, ".mlproject/\n")
         conf = json.dumps({"kubeconfig": str(cluster.kubeconfig), "mount_mlproject": True,
                            "host_network": True, "pull": "never", "image": cluster.image})
         env = {**os.environ, **cluster.environ(), "MLPROJECT_CACHE_DIR": str(base / "cache")}

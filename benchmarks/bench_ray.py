@@ -22,10 +22,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_run import interleaved, mlproject_command, verdict
+from bench_run import interleaved, make_project, mlproject_command, verdict
 
 TARGET_OVERHEAD_MS = 1000.0
 COMMAND = "echo ok"
+NOOP = f'name: bench\nentry_points:\n  noop:\n    command: "{COMMAND}"\n'
 INSIDE = "MLPROJECT_BENCH_RAY_INSIDE"
 
 BARE = """
@@ -45,14 +46,7 @@ def inside(runs: int) -> int:
 
     base = Path(tempfile.mkdtemp(prefix="mlproject-bench-ray-"))
     with raycluster.head() as cluster:
-        project = base / "project"
-        project.mkdir()
-        (project / "MLproject").write_text(f'name: bench\nentry_points:\n  noop:\n    command: '
-                                           f'"{COMMAND}"\n')
-        (project / ".gitignore").write_text(".mlproject/\n")
-        for git in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "b"]):
-            subprocess.run(["git", "-c", "user.name=b", "-c", "user.email=b@b", *git],
-                           cwd=project, check=True, capture_output=True)
+        project = make_project(base, NOOP, ".mlproject/\n")
         env = {**os.environ, "MLPROJECT_RAY_ADDRESS": cluster.address,
                "MLPROJECT_CACHE_DIR": str(base / "cache"), "RAY_USAGE_STATS_ENABLED": "0"}
         cases = {

@@ -45,13 +45,15 @@ def mlflow_command() -> list[str] | None:
     return [str(script)] if script.exists() else [sys.executable, "-m", "mlflow"]
 
 
-def make_project(base: Path) -> Path:
+def make_project(base: Path, text: str = MLPROJECT, ignored: str = "mlruns/\n") -> Path:
+    """A project of one commit in `base`/project: this MLproject file, this .gitignore."""
     project = base / "project"
     project.mkdir()
-    (project / "MLproject").write_text(MLPROJECT)
-    (project / ".gitignore").write_text("mlruns/\n")
+    (project / "MLproject").write_text(text)
+    (project / ".gitignore").write_text(ignored)
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "bench"]):
-        subprocess.run(["git", *args], cwd=project, check=True, capture_output=True)
+        subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost",
+                        *args], cwd=project, check=True, capture_output=True)
     return project
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_run import interleaved, mlproject_command, verdict
+from bench_run import interleaved, make_project, mlproject_command, verdict
 
 TARGET_OVERHEAD_MS = 500.0
 TARGET_CHAIN_MS = 1000.0
@@ -42,17 +42,6 @@ def project_text() -> str:
         if n > 1:
             lines.append(f"    needs: [s{n - 1}]")
     return "\n".join(lines) + "\n"
-
-
-def make_project(base: Path) -> Path:
-    project = base / "project"
-    project.mkdir()
-    (project / "MLproject").write_text(project_text())
-    (project / ".gitignore").write_text(".mlproject/\n")
-    for git in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "b"]):
-        subprocess.run(["git", "-c", "user.name=b", "-c", "user.email=b@b", *git],
-                       cwd=project, check=True, capture_output=True)
-    return project
 
 
 SEEN: set[str] = set()  # the job names of earlier rounds (every run has a new id)
@@ -115,7 +104,7 @@ def main() -> int:
 
     base = Path(tempfile.mkdtemp(prefix="mlproject-bench-slurm-"))
     with slurmcluster.running() as cluster:
-        project = make_project(base)
+        project = make_project(base, project_text(), ".mlproject/\n")
         env = {**os.environ, **cluster.environ(), "MLPROJECT_CACHE_DIR": str(base / "cache")}
         cases = {
             "sbatch --wait": ["sbatch", "--wait", "--quiet", f"--output={base}/bare.out",
