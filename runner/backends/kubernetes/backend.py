@@ -41,6 +41,7 @@ from mlproject.runner.util.files import read_from
 
 EXIT_NOT_STARTED = 127
 FOLLOW_DRAIN = 2.0  # seconds to wait for the end of a log stream once the container ended
+SETTLE = 10.0  # seconds the Job controller may take to mark a Job whose pod ended
 UNANSWERED = 60.0  # seconds the API may fail to answer before a running step counts as lost
 PULL_PATIENCE = 120.0  # seconds an image pull may fail (retried by the kubelet) before the step does
 
@@ -493,6 +494,7 @@ class KubernetesBackend:
         final = live.final if live is not None else None
         try:
             job, pods = final if final is not None and final[0] is not None else self._read(handle)
+            job, pods = self._settled(handle, job, pods)
             facts = self._facts(handle, job, pods)
         except KubeError as exc:
             job, pods, facts = None, [], {"job": handle.id, "error": str(exc)}
@@ -503,6 +505,21 @@ class KubernetesBackend:
             facts["deleted"] = self._delete(handle)
         outcome = replace(outcome, enforced=dict(submission.enforcement), engine=facts)
         return worker.merged(outcome, worker.collect(submission, raw if raw is not None else b""))
+
+    def _settled(self, handle: Handle, job: dict[str, Any] | None, pods: list[dict[str, Any]]
+                 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """The Job once its controller has recorded the end (Complete or Failed): a pod's end is
+        seen first, and the Job's condition follows a moment later. Asked again for at most
+        SETTLE seconds; the facts say `active` after that."""
+        end = time.monotonic() + SETTLE
+        while job is not None and not (condition(job, "Complete") or condition(job, "Failed")):
+            pod = latest(pods)
+            if pod is None or not (container(pod).get("state") or {}).get("terminated") \
+                    or time.monotonic() > end:
+                break  # a step stopped before its container ended: nothing will settle
+            time.sleep(0.1)
+            job, pods = self._read(handle)
+        return job, pods
 
     def _raw_log(self, handle: Handle, pods: list[dict[str, Any]], live: _Live | None
                  ) -> bytes | None:
