@@ -139,6 +139,21 @@ def docker(docker_engine: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 @pytest.fixture
+def fake() -> Iterator[Any]:
+    """A fake engine (tests/fakebackend.py) registered as the backend `fake`, so that the CLI
+    offers it; unregistered after the test."""
+    from fakebackend import FakeBackend
+    from mlproject.runner import backends
+
+    made = FakeBackend()
+    backends.register("fake", lambda: made)
+    try:
+        yield made
+    finally:
+        backends.unregister("fake")
+
+
+@pytest.fixture
 def supervisors() -> Iterator[list[int]]:
     """The pids of detached supervisors a test started (tests/detached.py): none outlives it."""
     from detached import kill

@@ -7,7 +7,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +33,6 @@ PIPELINE = """
         resources: {memory: 1G}
         command: "train --on data.txt"
 """
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeBackend]:
-    """A fake engine registered as the backend `fake`, so that the CLI offers it."""
-    made = FakeBackend()
-    backends.register("fake", lambda: made)
-    try:
-        yield made
-    finally:
-        backends.unregister("fake")
 
 
 def _records(root: Path) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ does not see this directory (named files; --allow-dirty ships it and says so).""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from conftest import Result, git_init
 from fakebackend import FakeBackend, Script, states
-from mlproject.runner import backends
 from mlproject.runner.backends.base import StepState
 from mlproject.runner.state.status import Status
 
@@ -30,16 +29,6 @@ PIPELINE = """
         needs: [prep]
         command: "train --on data.txt"
 """
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeBackend]:
-    made = FakeBackend()
-    backends.register("fake", lambda: made)
-    try:
-        yield made
-    finally:
-        backends.unregister("fake")
 
 
 def _records(root: Path) -> dict[str, dict[str, Any]]:
