@@ -80,12 +80,17 @@ def finish(plan: Plan, step: Step, record: RunRecord, run_dir: Path, started: fl
         # decided where it ran (a chained step): what it received is known only there
         step = replace(step, fingerprint=outcome.fingerprint)
         record = replace(record, fingerprint=outcome.fingerprint)
-    metrics: dict[str, float] = {}
-    metrics_error = None
+    from mlproject.runner import tracking
+
+    tracked = tracking.read(run_dir)
+    metrics: dict[str, float] = tracked.last  # what the code logged, the file's over it
+    problems = [tracked.problem] if tracked.problem else []
     if step.metrics:
-        metrics, problem = read_metrics(Path(root) / step.metrics)
+        in_file, problem = read_metrics(Path(root) / step.metrics)
+        metrics.update(in_file)
         if problem and outcome.status == Status.SUCCEEDED:
-            metrics_error = problem
+            problems.insert(0, problem)
+    metrics_error = "; ".join(problems) or None
     found = uptodate.survey(root, step.outputs)
     missing = [p for p, h in found.hashes.items() if h is None and p not in found.problems]
     if (missing or found.problems) and outcome.status == Status.SUCCEEDED:
@@ -99,7 +104,8 @@ def finish(plan: Plan, step: Step, record: RunRecord, run_dir: Path, started: fl
         record, status=outcome.status, exit_code=outcome.exit_code, signal=outcome.signal,
         reason=outcome.reason, ended_at=(ended_at or records.now()).isoformat(),
         duration=round(time.monotonic() - started, 3), metrics=metrics,
-        metrics_error=metrics_error, outputs=found.hashes,
+        metrics_error=metrics_error, outputs=found.hashes, series=tracked.series,
+        logged_params=tracked.params, artifacts=tracked.artifacts,
         resources=replace(record.resources, enforced={k: str(v) for k, v in
                                                       outcome.enforced.items()},
                           peak_memory=outcome.peak_memory),

@@ -19,6 +19,7 @@ from mlproject.spec.model import (
     Resources,
     Spec,
 )
+from mlproject.spec.sweeps import build as build_sweep
 from mlproject.spec.units import memory_bytes, seconds
 from mlproject.spec.yamlpos import Document
 
@@ -50,11 +51,16 @@ class Builder:
                    for name, body in raw["entry_points"].items()}
         self.check_needs(entries)
         models = self.models(raw.get("models", {}), entries)
+        sweeps = {}
+        for name, body in raw.get("sweeps", {}).items():
+            made = build_sweep(name, body, entries, self.problem, ("sweeps", name))
+            if made is not None:
+                sweeps[name] = made
         return Spec(
             file=file, root=root, digest=digest, name=raw.get("name"), format=raw.get("format", 1),
             environments=environments, default_environment=default_env, data=data,
             resources=self.resources(("resources",), raw.get("resources", {})), entry_points=entries,
-            models=models,
+            models=models, sweeps=sweeps,
         )
 
     def resources(self, path: DocPath, raw: dict[str, Any]) -> Resources:

@@ -111,6 +111,7 @@ class Spec:
     entry_points: Mapping[str, EntryPoint]
     warnings: tuple[Problem, ...] = ()
     models: Mapping[str, Model] = field(default_factory=dict)  # in the file's order
+    sweeps: Mapping[str, Sweep] = field(default_factory=dict)  # in the file's order
 
     def no_entry_point(self, name: str) -> str:
         """The one message for an entry point the file does not declare."""
@@ -118,3 +119,28 @@ class Spec:
 
         return (f"no entry point {name!r} in {os.path.basename(self.file)} "
                 f"(declared: {', '.join(self.entry_points)})")
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Where a random point's value of one parameter is drawn from."""
+    kind: Literal["uniform", "loguniform", "randint", "choice"]
+    values: tuple[Any, ...]  # [low, high], or the choices as text
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A sweep of an entry point's parameters: a grid (every combination), or `n` random points
+    of a space drawn with `seed`. Values are text, as `-P` gives them, each checked against its
+    parameter's type when the file was read."""
+    name: str | None  # None: given on the command line
+    entry_point: str
+    fixed: Mapping[str, str] = field(default_factory=dict)
+    grid: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    space: Mapping[str, Distribution] = field(default_factory=dict)
+    n: int = 0
+    seed: int = 0
+    metric: str | None = None
+    goal: Literal["minimize", "maximize"] = "minimize"
+    jobs: int = 1
+    max_failures: int | None = None

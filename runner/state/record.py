@@ -5,7 +5,9 @@ makes a new RunRecord from the last with `dataclasses.replace`, and `to_json` is
 holds. Its shape is published as `record.schema.json` (`mlproject schema --record`), and reading
 checks a record against that very file (schemacheck), so the two cannot drift apart.
 
-Formats read: mlproject.run/3 (written now), mlproject.run/2 (the same, without `handle`,
+Formats read: mlproject.run/4 (written now), mlproject.run/3 (the same, without `sweep`,
+`series`, `logged_params` and `artifacts`, which tracking and sweeps added: read as null and
+empty), mlproject.run/2 (as /3, without `handle`,
 `submission`, `settings` and `engine`, which backends other than local added: read as null and
 empty) and mlproject.run/1 (written before the schema was published: as /2, save that
 `metrics_error` and the environment's `prefix`, `built_now` and `recipe` were left out when they
@@ -24,10 +26,12 @@ from mlproject.runner.envs.kinds import EnvKind
 from mlproject.runner.state import schemacheck
 from mlproject.runner.state.status import Status
 
-RECORD_FORMAT = "mlproject.run/3"
+RECORD_FORMAT = "mlproject.run/4"
 FORMAT_V1 = "mlproject.run/1"
 FORMAT_V2 = "mlproject.run/2"
-FORMATS_READ = (FORMAT_V1, FORMAT_V2, RECORD_FORMAT)
+FORMAT_V3 = "mlproject.run/3"
+FORMATS_READ = (FORMAT_V1, FORMAT_V2, FORMAT_V3, RECORD_FORMAT)
+_OLDER = (FORMAT_V1, FORMAT_V2, FORMAT_V3)
 SCHEMA_PATH = Path(__file__).with_name("record.schema.json")
 
 
@@ -114,9 +118,13 @@ class RunRecord:
     submission: Mapping[str, Any] | None = None  # backends.base.Submission.to_json()
     settings: Mapping[str, Any] = field(default_factory=dict)  # the backend's, in effect
     engine: Mapping[str, Any] = field(default_factory=dict)  # what the engine reported
+    sweep: Mapping[str, Any] | None = None  # {id, name, index}: the sweep this run is a point of
+    series: Mapping[str, list[list[Any]]] = field(default_factory=dict)  # logged: [step, value, t]
+    logged_params: Mapping[str, str] = field(default_factory=dict)
+    artifacts: tuple[Mapping[str, Any], ...] = ()  # {path (in the run directory), size}
 
     def to_json(self) -> dict[str, Any]:
-        """The record as run.json holds it (format mlproject.run/3), keys in a reader's order."""
+        """The record as run.json holds it (format mlproject.run/4), keys in a reader's order."""
         host = self.host
         return {
             "format": RECORD_FORMAT, "id": self.id, "invocation": self.invocation,
@@ -133,6 +141,9 @@ class RunRecord:
             "data": {k: dict(v) for k, v in self.data.items()},
             "metrics_file": self.metrics_file, "metrics": dict(self.metrics),
             "metrics_error": self.metrics_error,
+            "series": {k: [list(p) for p in v] for k, v in self.series.items()},
+            "logged_params": dict(self.logged_params),
+            "artifacts": [dict(a) for a in self.artifacts],
             "outputs": {k: None if v is None else dict(v) for k, v in self.outputs.items()},
             "plan": dict(self.plan), "mlproject_version": self.mlproject_version,
             "host": {"hostname": host.hostname, "pid": host.pid, "pid_start": host.pid_start,
@@ -141,6 +152,7 @@ class RunRecord:
             "handle": None if self.handle is None else dict(self.handle),
             "submission": None if self.submission is None else dict(self.submission),
             "settings": dict(self.settings), "engine": dict(self.engine),
+            "sweep": None if self.sweep is None else dict(self.sweep),
         }
 
 
@@ -153,7 +165,7 @@ def problem_of(data: Any) -> str | None:
     if not isinstance(data, dict):
         return "holds something other than a record (a JSON object)"
     fmt = data.get("format")
-    why = schemacheck.problem(upgraded(data) if fmt in (FORMAT_V1, FORMAT_V2) else data, schema())
+    why = schemacheck.problem(upgraded(data) if fmt in _OLDER else data, schema())
     if why and why.startswith("has format ") and isinstance(fmt, str):
         return (f"has format {schemacheck.shown_value(fmt)}, which this mlproject does not read (it "
                 f"reads {', '.join(FORMATS_READ[:-1])} and {FORMATS_READ[-1]}): a newer mlproject "
@@ -162,8 +174,8 @@ def problem_of(data: Any) -> str | None:
 
 
 def upgraded(data: dict[str, Any]) -> dict[str, Any]:
-    """A mlproject.run/1 or /2 record in the form of mlproject.run/3 (a shallow copy; `data` is
-    kept)."""
+    """A mlproject.run/1, /2 or /3 record in the form of mlproject.run/4 (a shallow copy; `data`
+    is kept)."""
     old = data.get("format")
     out = {**data, "format": RECORD_FORMAT}
     if old == FORMAT_V1:
@@ -171,7 +183,8 @@ def upgraded(data: dict[str, Any]) -> dict[str, Any]:
         env = out.get("environment")
         if isinstance(env, dict):
             out["environment"] = {**{k: None for k in _REALIZED}, **env}
-    for key, empty in (("handle", None), ("submission", None), ("settings", {}), ("engine", {})):
+    for key, empty in (("handle", None), ("submission", None), ("settings", {}), ("engine", {}),
+                       ("sweep", None), ("series", {}), ("logged_params", {}), ("artifacts", [])):
         out.setdefault(key, empty)
     return out
 
@@ -182,7 +195,7 @@ def from_json(data: Any) -> RunRecord:
     why = problem_of(data)
     if why is not None:
         raise RecordError(why)
-    if data.get("format") in (FORMAT_V1, FORMAT_V2):
+    if data.get("format") in _OLDER:
         data = upgraded(data)
     env = data["environment"]
     res = data["resources"]
@@ -206,5 +219,6 @@ def from_json(data: Any) -> RunRecord:
         signal=data["signal"], reason=data["reason"], metrics=data["metrics"],
         metrics_error=data["metrics_error"], outputs=data["outputs"], log=data["log"],
         handle=data["handle"], submission=data["submission"], settings=data["settings"],
-        engine=data["engine"],
+        engine=data["engine"], sweep=data["sweep"], series=data["series"],
+        logged_params=data["logged_params"], artifacts=tuple(data["artifacts"]),
     )

@@ -2,7 +2,8 @@
 schemas use: reading a run record checks it against `record.schema.json` itself, so the schema
 is the one truth of the record's shape, without importing jsonschema on the run path.
 
-Keywords understood: type, enum, const, required, properties, additionalProperties; title,
+Keywords understood: type, enum, const, required, properties, additionalProperties, items,
+prefixItems, minItems, maxItems, minimum, pattern (searched, as JSON Schema does); title,
 description, format, $schema and $id are annotations. A schema using any other keyword is refused
 (`keywords_unknown`; a test keeps the published schemas within it). JSON is read strictly: a
 number is finite (RFC 8259 has no NaN or infinity; Python's json reads them) and an integer is
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 KNOWN = frozenset({"type", "enum", "const", "required", "properties", "additionalProperties",
+                   "items", "prefixItems", "minItems", "maxItems", "minimum", "pattern",
                    "title", "description", "format", "$schema", "$id"})
 
 
@@ -33,6 +35,9 @@ def _schemas(schema: Any) -> Iterator[dict[str, Any]]:
     for inner in schema.get("properties", {}).values():
         yield from _schemas(inner)
     yield from _schemas(schema.get("additionalProperties"))
+    yield from _schemas(schema.get("items"))
+    for inner in schema.get("prefixItems", ()):
+        yield from _schemas(inner)
 
 
 def problem(value: Any, schema: dict[str, Any], path: str = "") -> str | None:
@@ -49,6 +54,15 @@ def problem(value: Any, schema: dict[str, Any], path: str = "") -> str | None:
         allowed = [types] if isinstance(types, str) else list(types)
         if not any(_is(value, t) for t in allowed):
             return f"has {path} {shown_value(value)}, not {' or '.join(map(_article, allowed))}"
+    if isinstance(value, list):
+        return _list_problem(value, schema, path)
+    if "minimum" in schema and type(value) in (int, float) and value < schema["minimum"]:
+        return f"has {path} {shown_value(value)}, less than {schema['minimum']}"
+    if "pattern" in schema and isinstance(value, str):
+        import re
+
+        if not re.search(schema["pattern"], value):
+            return f"has {path} {shown_value(value)}, which is not of the form {schema['pattern']}"
     if not isinstance(value, dict):
         return None
     properties: dict[str, Any] = schema.get("properties", {})
@@ -74,6 +88,22 @@ def problem(value: Any, schema: dict[str, Any], path: str = "") -> str | None:
         why = problem(item, extra, inner)
         if why:
             return why
+    return None
+
+
+def _list_problem(value: list[Any], schema: dict[str, Any], path: str) -> str | None:
+    if len(value) < schema.get("minItems", 0):
+        return f"has {path} with {len(value)} items, fewer than {schema['minItems']}"
+    if "maxItems" in schema and len(value) > schema["maxItems"]:
+        return f"has {path} with {len(value)} items, more than {schema['maxItems']}"
+    first: list[dict[str, Any]] = schema.get("prefixItems", [])
+    rest = schema.get("items")
+    for i, item in enumerate(value):
+        inner = first[i] if i < len(first) else rest
+        if isinstance(inner, dict):
+            why = problem(item, inner, f"{path}[{i}]")
+            if why:
+                return why
     return None
 
 

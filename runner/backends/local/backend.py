@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from mlproject.runner import tracking
 from mlproject.runner.backends.base import (
     Capabilities,
     Handle,
@@ -111,6 +112,7 @@ class LocalBackend:
 
     def prepare(self, step: Step, ctx: RunContext) -> Submission:
         sets = {**step.env, **ctx.env}
+        sets.update(tracking.step_variables(sets))  # `from mlproject import log`, in any env
         if "PYTHONUNBUFFERED" not in os.environ:
             sets.setdefault("PYTHONUNBUFFERED", "1")  # a log that streams, not one at exit
         if step.environment.kind == "local":

@@ -1,0 +1,160 @@
+"""What a step's code logged (`mlproject.log`: `RUN_DIR/tracking/*.jsonl`, one file per process,
+and the copies in `RUN_DIR/artifacts/`), read into a `Tracked` value for the run's record.
+
+The files are the step's, so anything may be in them (a line cut by a kill, another tool's
+JSON, a flood): reading never raises and never hangs, what is wrong is said in `problem`, and
+what is read is bounded: MAX_BYTES in all (64 MiB is over a million points), MAX_POINTS kept per
+series (every record carries its series, and a report draws them: beyond that, points are
+thinned evenly, the first and the last always kept), MAX_ARTIFACTS listed.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MAX_BYTES = 64 << 20
+MAX_POINTS = 10_000
+MAX_ARTIFACTS = 1_000
+MAX_PARAMS = 1_000
+
+
+@dataclass(frozen=True)
+class Tracked:
+    params: dict[str, str] = field(default_factory=dict)
+    series: dict[str, list[list[Any]]] = field(default_factory=dict)  # [step, value, time]
+    artifacts: tuple[dict[str, Any], ...] = ()
+    problem: str | None = None
+
+    @property
+    def last(self) -> dict[str, float]:
+        """Each series' last value: the run's metric of that name."""
+        return {name: points[-1][1] for name, points in self.series.items() if points}
+
+
+def _lines(directory: Path, notes: list[str]) -> list[dict[str, Any]]:
+    try:
+        names = sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        notes.append(f"tracking files cannot be listed: {exc.strerror}")
+        return []
+    entries: list[dict[str, Any]] = []
+    budget = MAX_BYTES
+    bad = 0
+    for name in names:
+        if not name.endswith(".jsonl"):
+            continue
+        try:
+            fd = os.open(directory / name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW
+                         | os.O_CLOEXEC)
+        except OSError as exc:
+            notes.append(f"tracking file {name} cannot be read: {exc.strerror}")
+            continue
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                notes.append(f"tracking file {name} is not a regular file")
+                continue
+            data = handle.read(budget + 1)
+        if len(data) > budget:
+            notes.append(f"the tracking files hold more than {MAX_BYTES >> 20} MiB: the rest "
+                         "is left out")
+            data = data[:budget]
+        budget -= len(data)
+        for line in data.split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except (ValueError, RecursionError):
+                bad += 1  # a line cut short by a kill, or not one of log's
+                continue
+            if isinstance(entry, dict):
+                entries.append(entry)
+            else:
+                bad += 1
+        if budget <= 0:
+            break
+    if bad:
+        notes.append(f"{bad} tracking line{'s' if bad > 1 else ''} could not be read (cut "
+                     "short, or not written by mlproject.log)")
+    return entries
+
+
+def _finite(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)
+
+
+def _thinned(points: list[list[Any]]) -> list[list[Any]]:
+    if len(points) <= MAX_POINTS:
+        return points
+    stride = (len(points) - 1) / (MAX_POINTS - 1)
+    return [points[round(i * stride)] for i in range(MAX_POINTS)]
+
+
+def _artifacts(run_dir: Path) -> list[dict[str, Any]]:
+    """What is under `artifacts/`, each top entry with its size (links are not followed)."""
+    base = run_dir / "artifacts"
+    try:
+        entries = sorted(os.scandir(base), key=lambda e: e.name)
+    except OSError:
+        return []
+    found = []
+    for entry in entries[:MAX_ARTIFACTS]:
+        size = 0
+        if entry.is_dir(follow_symlinks=False):
+            for top, _dirs, files in os.walk(entry.path):
+                for name in files:
+                    try:
+                        size += os.lstat(os.path.join(top, name)).st_size
+                    except OSError:
+                        pass
+        else:
+            try:
+                size = entry.stat(follow_symlinks=False).st_size
+            except OSError:
+                pass
+        found.append({"path": f"artifacts/{entry.name}", "size": size})
+    return found
+
+
+def read(run_dir: Path) -> Tracked:
+    """What the step's code logged into `run_dir`; never raises."""
+    notes: list[str] = []
+    try:
+        entries = _lines(run_dir / "tracking", notes)
+    except (OSError, MemoryError) as exc:
+        return Tracked(problem=f"the tracking files cannot be read: {exc}")
+    series: dict[str, list[list[Any]]] = {}
+    params: dict[str, str] = {}
+    skipped = 0
+    for entry in entries:
+        kind, name = entry.get("kind"), entry.get("name")
+        if not isinstance(name, str) or not name:
+            skipped += 1
+        elif kind == "metric":
+            step, value, when = entry.get("step"), entry.get("value"), entry.get("time")
+            if not _finite(value) or not _finite(when) or not (
+                    step is None or (type(step) is int and step >= 0)):
+                skipped += 1
+                continue
+            series.setdefault(name, []).append([step, value, when])
+        elif kind == "param":
+            value = entry.get("value")
+            if isinstance(value, str) and (name in params or len(params) < MAX_PARAMS):
+                params[name] = value
+            else:
+                skipped += 1
+    if skipped:
+        notes.append(f"{skipped} tracking entr{'ies' if skipped > 1 else 'y'} left out (not a "
+                     "finite number, a step, or a name)")
+    for points in series.values():  # the processes' files merged: in the order logged
+        points.sort(key=lambda p: p[2])
+    series = {name: _thinned(points) for name, points in series.items()}
+    return Tracked(params, series, tuple(_artifacts(run_dir)),
+                   "; ".join(notes) if notes else None)
