@@ -49,6 +49,7 @@ class Options:
     run_ids: Mapping[str, str] | None = None
     allow_dirty: bool = False  # ship a working tree with uncommitted changes (recorded)
     queue_timeout: float | None = None  # cancel a step still queued after this many seconds
+    sweep: Mapping[str, Any] | None = None  # {id, name, index}: the step is a sweep's point
 
 
 def preflight(plan: Plan, backend_name: str, settings: Mapping[str, Any] | None = None,
@@ -181,6 +182,13 @@ class _Submitted:
     realized: realize.Realized
 
 
+def run_point(plan: Plan, step: Step, backend: Backend, stopper: Stopper, invocation: str,
+              options: Options) -> Outcome:
+    """One step run and recorded, as `execute` runs each (a sweep's point: the caller has
+    checked the plan, and handles signals)."""
+    return _run_step(plan, step, backend, stopper, invocation, options)
+
+
 def _run_step(plan: Plan, step: Step, backend: Backend, stopper: Stopper,
               invocation: str, options: Options) -> Outcome:
     submitted = _submit_step(plan, step, backend, stopper, invocation, options)
@@ -204,6 +212,8 @@ def _submit_step(plan: Plan, step: Step, backend: Backend, stopper: Stopper, inv
         started_at, started = records.now(), time.monotonic()
         record = recording.initial(plan, step, run_id, invocation, backend.name, started_at,
                                    options.settings)
+        if options.sweep is not None:
+            record = replace(record, sweep=dict(options.sweep))
         if not backend.capabilities.shares_filesystem:  # the code travels: say which
             record = replace(record, code={**record.code, "shipped": (
                 "the working tree as it was (--allow-dirty)" if options.allow_dirty

@@ -114,7 +114,9 @@ def finish(plan: Plan, step: Step, record: RunRecord, run_dir: Path, started: fl
         env = outcome.environment
         ended = built(ended, str(env.get("prefix")), bool(env.get("built_now")),
                       env.get("recipe"))
-    if outcome.status == Status.SUCCEEDED:  # before the record, which then says how it ended
+    # before the record, which then says how it ended; a sweep's points explore, and are not
+    # what the lock holds (the run of the point chosen is: `mlproject run -P ...`)
+    if outcome.status == Status.SUCCEEDED and record.sweep is None:
         outcome = _locked(root, step, ended, outcome)
         ended = replace(ended, status=outcome.status, exit_code=outcome.exit_code,
                         reason=outcome.reason)

@@ -36,6 +36,26 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def _nonnegative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text!r}")
+    return value
+
+
 def _project_args(parser: argparse.ArgumentParser, *, entry: bool = True) -> None:
     parser.add_argument("path", nargs="?", default=".", metavar="PATH",
                         help="project directory or MLproject file (default: .)")
@@ -110,15 +130,98 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("--record", action="store_true",
                         help="the JSON Schema of a run record (run.json) instead")
 
-    runs = verbs.add_parser("runs", help="list the runs of the project in this directory")
+    runs = verbs.add_parser(
+        "runs", help="list the runs of the project in this directory",
+        description="List the project's runs, oldest first. A filter is conditions joined by "
+                    "commas, each NAME OP VALUE with OP one of = != > >= < <= ~ (contains); "
+                    "NAME is a field (id, entry_point, status, backend, sweep, fingerprint, "
+                    "started_at, duration, exit_code), params.NAME, metrics.NAME, or a bare "
+                    "parameter or metric name. Numbers compare as numbers.")
     runs.add_argument("--project", default=".", metavar="PATH", help="project directory")
     runs.add_argument("--json", action="store_true", help="machine-readable output")
-    runs_verbs = runs.add_subparsers(dest="runs_verb", metavar="show")
+    runs.add_argument("--filter", default=None, metavar="CONDITIONS",
+                      help="only the runs that meet every condition, e.g. "
+                           "'status=succeeded,alpha>0.1'")
+    runs.add_argument("--sort", default=None, metavar="[-]NAME[,...]",
+                      help="order by these (a leading - for descending; runs without the value "
+                           "last), e.g. --sort=-metrics.acc")
+    runs.add_argument("--limit", default=None, type=_positive, metavar="N",
+                      help="at most N runs: the first N in --sort's order, else the N latest")
+    runs_verbs = runs.add_subparsers(dest="runs_verb", metavar="show|compare|export")
     show = runs_verbs.add_parser("show", help="show one run")
     show.add_argument("run_id", metavar="ID", help="run id, or a unique prefix of it")
     show.add_argument("--project", default=argparse.SUPPRESS, metavar="PATH",
                       help="project directory")
     show.add_argument("--json", action="store_true", help="the whole record as JSON")
+    compare = runs_verbs.add_parser(
+        "compare", help="runs side by side: parameters, metrics, data pins, environments, code",
+        description="Show two or more runs side by side, each row marked * where they differ.")
+    compare.add_argument("run_ids", nargs="+", metavar="ID",
+                         help="run ids, or unique prefixes of them (at least two)")
+    compare.add_argument("--project", default=argparse.SUPPRESS, metavar="PATH",
+                         help="project directory")
+    compare.add_argument("--json", action="store_true", help="machine-readable output")
+    compare.add_argument("--all", action="store_true", help="also the rows that do not differ")
+    export = runs_verbs.add_parser(
+        "export", help="copy run records into an MLflow tracking server (needs mlproject[mlflow])",
+        description="Each run becomes an MLflow run: its parameters, its metrics with their "
+                    "steps, tags for its fingerprint, data pins and code state, and its log as "
+                    "an artifact. A run exported before is not exported again.")
+    export.add_argument("--mlflow", required=True, metavar="URI",
+                        help="the tracking URI (http://127.0.0.1:5000, sqlite:///mlflow.db, ...)")
+    export.add_argument("run_ids", nargs="*", metavar="ID",
+                        help="the runs to export (default: every run that has ended)")
+    export.add_argument("--experiment-name", default=None, metavar="NAME",
+                        help="the MLflow experiment (default: the project's name)")
+    export.add_argument("--project", default=argparse.SUPPRESS, metavar="PATH",
+                        help="project directory")
+    export.add_argument("--json", action="store_true", help="what was exported, as JSON")
+
+    sweep = verbs.add_parser(
+        "sweep", help="run an entry point at many points of its parameters, and compare them",
+        description="Run the sweep NAME of the MLproject file, or one given here (-e with "
+                    "--grid or --random). Each point is a run recorded under the sweep's id; "
+                    "a point whose fingerprint already succeeded is not run again (an "
+                    "interrupted sweep resumes; a failed point is retried alone). Ends with the "
+                    "points sorted by the sweep's metric. `mlproject sweep show ID` prints it "
+                    "again. Exit 0 when every point succeeded, 1 when one failed, 2 a usage "
+                    "error, 130 interrupted.")
+    sweep.add_argument("name", nargs="?", default=None, metavar="NAME|show",
+                       help="a sweep of the MLproject file's sweeps: (or `show ID`)")
+    sweep.add_argument("sweep_id", nargs="?", default=None, metavar="ID", help=argparse.SUPPRESS)
+    sweep.add_argument("--project", default=".", dest="path", metavar="PATH",
+                       help="project directory or MLproject file (default: .)")
+    sweep.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    sweep.add_argument("-e", "--entry-point", default=None, metavar="ENTRY",
+                       help="sweep this entry point (with --grid or --random)")
+    sweep.add_argument("-P", "--param", action="append", default=[], metavar="NAME=VALUE",
+                       help="a value every point shares; repeat for several")
+    sweep.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
+                       help="values of a parameter (or NAME=range:START:STOP:STEP); every "
+                            "combination of the --grid values is a point")
+    sweep.add_argument("--random", default=None, type=_positive, metavar="N",
+                       help="N random points of the --space")
+    sweep.add_argument("--space", action="append", default=[], metavar="NAME=DIST:A:B",
+                       help="where a parameter is drawn from: uniform:LOW:HIGH, "
+                            "loguniform:LOW:HIGH, randint:LOW:HIGH or choice:V1,V2,...")
+    sweep.add_argument("--seed", default=0, type=int, help="seed of --random (default: 0)")
+    sweep.add_argument("--metric", default=None, help="the metric the points are sorted by")
+    sweep.add_argument("--goal", choices=["minimize", "maximize"], default=None,
+                       help="whether a lower or a higher --metric is better (default: minimize)")
+    sweep.add_argument("--jobs", "-j", default=None, type=_positive, metavar="N",
+                       help="points run at once (default: the sweep's jobs, else 1)")
+    sweep.add_argument("--max-failures", default=None, type=_nonnegative, metavar="K",
+                       help="start no more points once K have failed (default: the sweep's, "
+                            "else never stop)")
+    sweep.add_argument("--backend", default="local", choices=backends.names(),
+                       help="where points run (default: local)")
+    sweep.add_argument("--backend-config", default=None, metavar="FILE|JSON",
+                       help=_BACKEND_CONFIG)
+    sweep.add_argument("--env", choices=["local"], default=None, dest="env_manager",
+                       help="local: run in the current interpreter")
+    sweep.add_argument("--force", action="store_true",
+                       help="run every point, also those whose fingerprint already succeeded")
+    sweep.add_argument("--json", action="store_true", help="the sweep's points as JSON")
 
     logs = verbs.add_parser("logs", help="print the output of a run (-f: as it comes, until "
                                           "the step ends)")
@@ -223,6 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also write PNG pictures to DIR (needs mlproject[plots])")
     report.add_argument("-o", "--output", default=None, metavar="FILE",
                         help="write the report to FILE instead of stdout")
+    report.add_argument("--html", default=None, metavar="OUT",
+                        help="instead, write the project's runs as one static HTML page to OUT: "
+                             "a sortable table, parameters against metrics, per-epoch curves, "
+                             "sweeps (no server, nothing fetched: it opens offline)")
 
     promote = verbs.add_parser(
         "promote", help="register a model version (tag MODEL@vX.Y.Z) and/or assign it a stage "

@@ -21,6 +21,10 @@ MAX_SERIES_BYTES = 16 << 20
 
 
 def main(args: argparse.Namespace) -> int:
+    if getattr(args, "html", None) is not None:  # the runs as a page, not the pull request's
+        from mlproject.runner.htmlreport import command
+
+        return command.main(args)
     from mlproject.runner.gitops import gates, lockfile, report
 
     if args.plots is not None:

@@ -15,29 +15,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from mlproject.runner.cli.common import error
-from mlproject.runner.state import records
+from mlproject.runner.state import index, records
 from mlproject.runner.state.status import Status
 
 if TYPE_CHECKING:
     from mlproject.runner.state import reconcile
 
 _SHOWN_CANDIDATES = 10
-
-
-def _summary(loaded: records.Loaded) -> dict[str, Any]:
-    """A run's line of `runs --json`. `status` is the record's, or `corrupt` (a pseudo-status of
-    lists only: the run directory's run.json cannot be used; `problem` says why)."""
-    record = loaded.record
-    row: dict[str, Any] = {"id": loaded.id, "entry_point": None, "status": loaded.status,
-                           "started_at": None, "duration": None, "exit_code": None,
-                           "metrics": {}, "fingerprint": None, "reason": None}
-    if record is not None:
-        row.update(entry_point=record.entry_point, started_at=record.started_at,
-                   duration=record.duration, exit_code=record.exit_code, reason=record.reason,
-                   metrics=dict(record.metrics), fingerprint=record.fingerprint)
-    if loaded.problem is not None:
-        row["problem"] = loaded.problem
-    return row
 
 
 def _metrics_text(metrics: Mapping[str, float] | None, limit: int = 3) -> str:
@@ -74,20 +58,40 @@ def _not_a_project(path: str) -> str | None:
     return None
 
 
-def _list(args: argparse.Namespace) -> int:
+def _rows(project: str) -> list[index.Row]:
+    """Every run's row (the index's), those an engine may hold brought up to date first."""
     from mlproject.runner.state import reconcile
 
-    loaded_runs = reconcile.refresh_all(args.project, records.loaded_runs(args.project))
-    found = [_summary(loaded) for loaded in loaded_runs]
-    for run in found:
-        if run["status"] in (Status.QUEUED, Status.RUNNING) and records.cancel_requested(
-                records.runs_dir(args.project) / run["id"]):
-            run["cancel_requested"] = True
+    found = index.rows(project)
+    engines: reconcile.Engines | None = None
+    for i, row in enumerate(found):
+        if row["status"] not in (Status.QUEUED, Status.RUNNING):
+            continue
+        engines = engines or reconcile.Engines()
+        run_dir = records.runs_dir(project) / row["id"]
+        refreshed = reconcile.refresh(project, records.load(run_dir), engines)
+        found[i] = index.row_of(refreshed)
+        if found[i]["status"] in (Status.QUEUED, Status.RUNNING) and records.cancel_requested(
+                run_dir):
+            found[i]["cancel_requested"] = True
+    return found
+
+
+def _list(args: argparse.Namespace) -> int:
+    from mlproject.runner.state import query
+
+    try:
+        found = query.select(_rows(args.project), args.filter, args.sort, args.limit)
+    except query.QueryError as exc:
+        return error(str(exc))
     if args.json:
-        sys.stdout.write(json.dumps(found, indent=2) + "\n")
+        sys.stdout.write(json.dumps([{**index.shown(run), **(
+            {"cancel_requested": True} if run.get("cancel_requested") else {})}
+            for run in found], indent=2) + "\n")
         return 0
     if not found:
-        sys.stderr.write("mlproject: no runs recorded in this project yet\n")
+        sys.stderr.write("mlproject: no runs recorded in this project yet\n" if args.filter is None
+                         else "mlproject: no run meets the filter\n")
         return 0
     rows: list[tuple[str, ...]] = [("ID", "ENTRY POINT", "STATUS", "DURATION", "METRICS")]
     for run in found:
@@ -96,9 +100,11 @@ def _list(args: argparse.Namespace) -> int:
                      run.get("problem") or _detail(run)))
     rows = [tuple(_printable(cell) for cell in row) for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = []
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-        sys.stdout.write("  ".join([*cells, row[4]]) + "\n")
+        lines.append("  ".join([*cells, row[4]]) + "\n")
+    sys.stdout.write("".join(lines))
     corrupt = sum(run["status"] == records.CORRUPT for run in found)
     if corrupt:
         sys.stderr.write(f"mlproject: {corrupt} run record{'s' if corrupt > 1 else ''} cannot be "
@@ -188,8 +194,56 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _short_hash(text: str) -> str:
+    """A commit, digest or key, as Git shows one in a table: its first 12 digits (--json has
+    them whole)."""
+    if len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text):
+        return text[:12]
+    return text
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from mlproject.runner.state import compare
+
+    if len(args.run_ids) < 2:
+        return error("runs compare takes at least two runs")
+    found = []
+    for run_id in args.run_ids:
+        loaded = usable_run(args.project, run_id)
+        if isinstance(loaded, int):
+            return loaded
+        assert loaded.record is not None  # usable_run refuses a run without one
+        found.append(loaded.record)
+    ids = [r.id for r in found]
+    if len(set(ids)) < len(ids):
+        return error("runs compare: a run is named twice")
+    lines = compare.lines(found)
+    if args.json:
+        sys.stdout.write(json.dumps({"runs": ids, "rows": [line.to_json() for line in lines]},
+                                    indent=2) + "\n")
+        return 0
+    shown = [line for line in lines if args.all or line.differs or line.section == "metric"]
+    table = [("", "", *ids)] + [("*" if line.differs else "", f"{line.section} {line.name}",
+                                 *map(_short_hash, line.values)) for line in shown]
+    table = [tuple(_printable(cell) for cell in row) for row in table]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    sys.stdout.write("".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))
+                             .rstrip() + "\n" for row in table))
+    same = len(lines) - sum(line.differs for line in lines)
+    if not args.all and same:
+        sys.stderr.write(f"mlproject: {same} rows are the same in every run (--all shows "
+                         "them; metrics are always shown)\n")
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
     why = _not_a_project(args.project)
     if why:
         return error(why)
+    if args.runs_verb == "export":
+        from mlproject.runner.export import command
+
+        return command.main(args)
+    if args.runs_verb == "compare":
+        return _compare(args)
     return _show(args) if args.runs_verb == "show" else _list(args)

@@ -106,15 +106,23 @@ def effective_status(record: RunRecord) -> Status:
     status: the engine, not the writer, knows how it stands (`runs` asks it: reconcile), and so
     does one of such a backend without a handle yet (its writer may have died right after
     submitting it: reconcile looks for it on the engine, and calls it crashed where it is not)."""
-    if record.status not in (Status.RUNNING, Status.QUEUED):
-        return record.status
-    if record.backend != "local" and (record.handle is None
-                                      or record.handle.get("backend") != "local"):
-        return record.status
-    if record.host.hostname != os.uname().nodename:
-        return record.status  # another machine's run: we cannot tell
-    alive = process_start(record.host.pid) == record.host.pid_start
-    return record.status if alive else Status.CRASHED
+    host = record.host
+    return status_now(record.status, record.backend,
+                      None if record.handle is None else record.handle.get("backend"),
+                      host.hostname, host.pid, host.pid_start)
+
+
+def status_now(status: Status, backend: str, handle_backend: Any, hostname: Any, pid: Any,
+               pid_start: Any) -> Status:
+    """`effective_status` from a record's facts (the runs' index keeps them)."""
+    if status not in (Status.RUNNING, Status.QUEUED):
+        return status
+    if backend != "local" and handle_backend != "local":
+        return status
+    if hostname != os.uname().nodename or not isinstance(pid, int):
+        return status  # another machine's run: we cannot tell
+    alive = process_start(pid) == pid_start
+    return status if alive else Status.CRASHED
 
 
 MAX_RECORD_BYTES = 64 << 20  # a record is a few KiB; the plan of thousands of steps fits
@@ -212,7 +220,7 @@ def read(run_dir: Path) -> RunRecord | None:
     return load(run_dir).record
 
 
-def _run_dirs(base: Path) -> list[Path]:
+def run_dirs(base: Path) -> list[Path]:
     """The run directories, by name (which sorts by start time); links and hidden entries are
     none of mlproject's."""
     try:
@@ -227,7 +235,7 @@ def loaded_runs(root: str) -> list[Loaded]:
     """Every run of the project, oldest first. A directory without run.json (an mlproject
     killed before its first write) is shown as crashed; one whose run.json cannot be used, as
     corrupt with its `problem`: neither hides the others."""
-    return [load(run_dir) for run_dir in _run_dirs(runs_dir(root))]
+    return [load(run_dir) for run_dir in run_dirs(runs_dir(root))]
 
 
 def list_runs(root: str) -> list[dict[str, Any]]:
@@ -252,7 +260,7 @@ def lookup(root: str, run_id: str) -> Lookup:
     exact = runs_dir(root) / run_id
     if exact.is_dir() and not exact.is_symlink():  # the up-to-date check's case: no listing
         return Lookup(load(exact))
-    matches = [p for p in _run_dirs(runs_dir(root)) if p.name.startswith(run_id)]
+    matches = [p for p in run_dirs(runs_dir(root)) if p.name.startswith(run_id)]
     if len(matches) == 1:
         return Lookup(load(matches[0]))
     return Lookup(None, tuple(p.name for p in matches))

@@ -14,6 +14,9 @@ import os
 import select
 import stat
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 PENDING_LIMIT = 1 << 20  # bytes held for a reader that does not keep up
 FINAL_FLUSH = 1.0  # seconds at exit for what is still held
@@ -105,9 +108,41 @@ class Terminal:
 
 
 _terminals: dict[int, Terminal] = {}
+_thread = threading.local()  # .quiet: this thread's steps and progress are not shown
+_lock = threading.Lock()  # one line at a time from several threads
+
+
+class _Silent(Terminal):
+    """Where a quiet thread's output goes: nowhere (the run's log keeps it)."""
+
+    def write(self, data: bytes) -> None:
+        return
+
+    def flush(self) -> bool:
+        return True
+
+
+_SILENT = _Silent(-1)
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """In this thread, a step's output and mlproject's progress are not shown: a sweep running
+    points at once says one line per point instead (`announce`)."""
+    _thread.quiet = True
+    try:
+        yield
+    finally:
+        _thread.quiet = False
 
 
 def terminal(fd: int) -> Terminal:
+    if getattr(_thread, "quiet", False):
+        return _SILENT
+    return _terminal(fd)
+
+
+def _terminal(fd: int) -> Terminal:
     if not _terminals:
         atexit.register(drain_all, FINAL_FLUSH)
     if fd not in _terminals:
@@ -125,12 +160,21 @@ def pending() -> bool:
 
 
 def say(message: str) -> None:
+    if getattr(_thread, "quiet", False):
+        return
+    announce(message)
+
+
+def announce(message: str) -> None:
+    """`say`, also from a quiet thread."""
     line = f"mlproject: {message}\n"
     try:
         fd = sys.stderr.fileno()
     except (AttributeError, OSError, ValueError):  # captured (tests) or replaced: write to it
-        sys.stderr.write(line)
-        sys.stderr.flush()
+        with _lock:
+            sys.stderr.write(line)
+            sys.stderr.flush()
         return
-    sys.stderr.flush()  # what was written there before comes first
-    terminal(fd).write(line.encode())
+    with _lock:
+        sys.stderr.flush()  # what was written there before comes first
+        _terminal(fd).write(line.encode())
