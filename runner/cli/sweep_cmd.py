@@ -133,10 +133,10 @@ def _number(text: str) -> int | float:
 
 def _raw(args: argparse.Namespace) -> dict[str, Any] | str:
     """The flags as a sweep's declaration (the shape `sweeps:` has in the file), or why not."""
-    if bool(args.grid) == bool(args.random):
-        return "give the points with exactly one of --grid or --random N (with --space)"
     if args.space and not args.random:
         return "--space is where --random draws from: give --random N too"
+    if bool(args.grid) == bool(args.random):
+        return "give the points with exactly one of --grid or --random N (with --space)"
     raw: dict[str, Any] = {"entry_point": args.entry_point}
     fixed = {}
     for item in args.param:
