@@ -50,6 +50,7 @@ class Options:
     allow_dirty: bool = False  # ship a working tree with uncommitted changes (recorded)
     queue_timeout: float | None = None  # cancel a step still queued after this many seconds
     sweep: Mapping[str, Any] | None = None  # {id, name, index}: the step is a sweep's point
+    jobs: int = 1  # steps that do not need one another run at once, up to this many
 
 
 def preflight(plan: Plan, backend_name: str, settings: Mapping[str, Any] | None = None,
@@ -114,9 +115,13 @@ def execute(plan: Plan, options: Options) -> int:
     The plan is all it needs: environments are rebuilt from its data, pins are its steps'."""
     check(plan, options)
     backend = backends.get(options.backend, options.settings)
+    invocation = os.urandom(8).hex()
+    if options.jobs > 1 and len(plan.steps) > 1 and not backend.capabilities.chains_steps:
+        from mlproject.runner import parallel
+
+        return parallel.execute(plan, backend, invocation, options.jobs, options)
     stopper = Stopper()
     previous = {s: signal.signal(s, stopper.request) for s in _SIGNALS}
-    invocation = os.urandom(8).hex()
     try:
         if backend.capabilities.chains_steps and len(plan.steps) > 1:
             return _run_chain(plan, backend, stopper, invocation, options)

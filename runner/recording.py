@@ -4,6 +4,7 @@ moment makes a new RunRecord from the last (`dataclasses.replace`), as with Outc
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -139,13 +140,18 @@ def finish(plan: Plan, step: Step, record: RunRecord, run_dir: Path, started: fl
     return outcome
 
 
+# steps that end at once (`run --jobs`) each rewrite the lock: one at a time in this process
+_LOCK_WRITER = threading.Lock()
+
+
 def _locked(root: str, step: Step, record: RunRecord, outcome: Outcome) -> Outcome:
     """The step's entry written to mlproject.lock; a lock that cannot be written fails the run
     (exit 2, as a record that cannot be): the step succeeded, what Git would hold of it did not."""
     from mlproject.runner.gitops import lockfile
 
     try:
-        lockfile.write_entry(root, step, record)
+        with _LOCK_WRITER:
+            lockfile.write_entry(root, step, record)
     except lockfile.LockError as exc:
         return replace(outcome, status=Status.FAILED, exit_code=EXIT_NO_RECORD,
                        reason=f"its entry in the lock is not written: {exc}")
@@ -161,6 +167,7 @@ def relock(root: str, step: Step, run_id: str) -> None:
     if record is None:
         return
     try:
-        lockfile.write_entry(root, step, record)
+        with _LOCK_WRITER:
+            lockfile.write_entry(root, step, record)
     except lockfile.LockError as exc:
         say(f"warning: {step.entry_point}: its entry in the lock is not written: {exc}")

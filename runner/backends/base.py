@@ -57,6 +57,18 @@ class Stopper:
         return signal.Signals(self.signal).name if self.signal else ""
 
 
+class SharedStopper(Stopper):
+    """A stopper for steps that run in threads (a sweep's points, a pipeline's steps at once):
+    the main thread's handlers mark it, and every thread's wait polls it. It never raises from
+    the handler, which would raise in the main thread (waiting on the others): an environment
+    being built is let finish, and its step does not start."""
+
+    def request(self, signum: int, _frame: Any = None) -> None:
+        self.count += 1
+        if self.signal is None:
+            self.signal = signum
+
+
 PLANNED = "RUN_ID"  # the run id a submission shows before there is a run (`plan --backend`)
 
 

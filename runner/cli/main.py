@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="on an engine that does not see this directory (kubernetes, ray): "
                           "ship the working tree with its uncommitted changes (recorded) "
                           "instead of refusing")
+    run.add_argument("--jobs", "-j", type=_positive, default=1, metavar="N",
+                     help="run up to N steps at once that do not need one another (their "
+                          "output shown line by line behind [step]; default: 1)")
     run.add_argument("--queue-timeout", type=_seconds, default=None, metavar="SECONDS",
                      help="cancel a step the engine still holds in its queue after this long, "
                           "recording the engine's reason")

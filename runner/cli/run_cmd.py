@@ -36,7 +36,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         options = Options(backend=args.backend, force=args.force, pull=args.pull,
                           settings=settings, allow_dirty=getattr(args, "allow_dirty", False),
-                          queue_timeout=getattr(args, "queue_timeout", None))
+                          queue_timeout=getattr(args, "queue_timeout", None),
+                          jobs=getattr(args, "jobs", 1))
         if detached:  # a supervisor of its own runs it; the run ids are printed at once
             from mlproject.runner import detach
 

@@ -32,13 +32,16 @@ def _metrics_text(metrics: Mapping[str, float] | None, limit: int = 3) -> str:
 
 _CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]
              if c not in (0x09, 0x0A)}
+_SHOWN = {**_CONTROLS, 0x0A: "\\n"}
 
 
 def _printable(text: str) -> str:
     """Text from a record, safe for a terminal: a control character (an escape sequence that
     would clear the screen or retitle the window, a carriage return that hides a line) is shown
     as \\xNN, and a newline only where mlproject puts one."""
-    return text.translate({**_CONTROLS, 0x0A: "\\n"})
+    if text.isascii() and text.isprintable():  # nearly every cell: 10,000 runs are 50,000
+        return text
+    return text.translate(_SHOWN)
 
 
 def _not_a_project(path: str) -> str | None:
@@ -93,18 +96,18 @@ def _list(args: argparse.Namespace) -> int:
         sys.stderr.write("mlproject: no runs recorded in this project yet\n" if args.filter is None
                          else "mlproject: no run meets the filter\n")
         return 0
-    rows: list[tuple[str, ...]] = [("ID", "ENTRY POINT", "STATUS", "DURATION", "METRICS")]
+    columns: list[list[str]] = [["ID"], ["ENTRY POINT"], ["STATUS"], ["DURATION"]]
+    last = ["METRICS"]
     for run in found:
-        duration = f"{run['duration']:.2f}s" if isinstance(run["duration"], (int, float)) else "-"
-        rows.append((run["id"], str(run["entry_point"] or "-"), run["status"], duration,
-                     run.get("problem") or _detail(run)))
-    rows = [tuple(_printable(cell) for cell in row) for row in rows]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = []
-    for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-        lines.append("  ".join([*cells, row[4]]) + "\n")
-    sys.stdout.write("".join(lines))
+        duration = run["duration"]
+        columns[0].append(_printable(run["id"]))
+        columns[1].append(_printable(str(run["entry_point"] or "-")))
+        columns[2].append(run["status"])
+        columns[3].append(f"{duration:.2f}s" if isinstance(duration, (int, float)) else "-")
+        last.append(_printable(run.get("problem") or _detail(run)))
+    formats = [f"{{:<{max(map(len, column))}}}  " for column in columns]
+    line = "".join(formats) + "{}\n"
+    sys.stdout.write("".join(line.format(*cells) for cells in zip(*columns, last, strict=True)))
     corrupt = sum(run["status"] == records.CORRUPT for run in found)
     if corrupt:
         sys.stderr.write(f"mlproject: {corrupt} run record{'s' if corrupt > 1 else ''} cannot be "

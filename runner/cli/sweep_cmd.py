@@ -52,7 +52,8 @@ def main(args: argparse.Namespace) -> int:
     options = execute.Options(backend=args.backend, force=args.force, settings=settings)
     knobs = run.Settings(jobs=args.jobs or sweep.jobs,
                          max_failures=(args.max_failures if args.max_failures is not None
-                                       else sweep.max_failures), force=args.force)
+                                       else sweep.max_failures), force=args.force,
+                         show_output=not args.json)
     try:
         code, data = run.run(plans, described, options, knobs)
     except execute.PreflightError as exc:

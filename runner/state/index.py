@@ -50,19 +50,21 @@ def row_of(loaded: records.Loaded) -> Row:
             row["problem"] = loaded.problem
         return row
     handle = record.handle or {}
-    return {
+    row: Row = {
         "id": loaded.id, "status": record.status.value, "entry_point": record.entry_point,
         "started_at": record.started_at, "ended_at": record.ended_at,
         "duration": record.duration, "exit_code": record.exit_code, "reason": record.reason,
         "backend": record.backend, "parameters": dict(record.parameters),
         "metrics": dict(record.metrics), "fingerprint": record.fingerprint,
         "sweep": None if record.sweep is None else dict(record.sweep),
-        "host": [record.host.hostname, record.host.pid, record.host.pid_start],
-        "handle_backend": handle.get("backend") if record.handle is not None else None,
     }
+    if record.status.value in _LIVE:  # whether its writer lives is asked on every read
+        row["host"] = [record.host.hostname, record.host.pid, record.host.pid_start]
+        row["handle_backend"] = handle.get("backend") if record.handle is not None else None
+    return row
 
 
-def _stamp(run_json: Path) -> list[int] | None:
+def _stamp(run_json: str) -> list[int] | None:
     try:
         info = os.lstat(run_json)
     except OSError:
@@ -99,15 +101,15 @@ def rows(root: str) -> list[Row]:
     known = _read(root)
     fresh: dict[str, Any] = {}
     changed = False
-    for run_dir in records.run_dirs(base):
-        run_id = run_dir.name
-        stamp = _stamp(run_dir / "run.json")
+    prefix = f"{base}{os.sep}"
+    for run_id in records.run_names(base):
+        stamp = _stamp(f"{prefix}{run_id}{os.sep}run.json")
         entry = known.get(run_id)
         if stamp is not None and isinstance(entry, dict) and _fits(entry, run_id) and (
                 entry["stamp"] == stamp):
             fresh[run_id] = entry
             continue
-        fresh[run_id] = {"stamp": stamp, "row": row_of(records.load(run_dir))}
+        fresh[run_id] = {"stamp": stamp, "row": row_of(records.load(base / run_id))}
         # a directory without run.json yet is a run starting: never kept as crashed
         changed = changed or stamp is not None
     changed = changed or any(run_id not in fresh for run_id in known)

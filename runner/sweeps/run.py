@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mlproject.runner import backends, execute, realize
-from mlproject.runner.backends.base import Interrupted, Stopper
+from mlproject.runner.backends.base import Interrupted, SharedStopper, Stopper
 from mlproject.runner.facts.received import received
 from mlproject.runner.plan import Plan, Step
 from mlproject.runner.state import index, records, uptodate
@@ -33,22 +33,14 @@ from mlproject.runner.util.exitcodes import STEP_FAILED as EXIT_STEP_FAILED
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-class _SharedStopper(Stopper):
-    """A stopper the main thread's handlers mark and the points' threads poll. It never raises
-    from the handler (that would raise in the main thread, which waits on the points): an
-    environment being built for a point is let finish, and the point does not start."""
-
-    def request(self, signum: int, _frame: Any = None) -> None:
-        self.count += 1
-        if self.signal is None:
-            self.signal = signum
-
-
 @dataclass(frozen=True)
 class Settings:
     jobs: int = 1
     max_failures: int | None = None
     force: bool = False
+    # the points' output on the terminal, where one runs at a time (not with --json: stdout is
+    # the table's)
+    show_output: bool = True
 
 
 @dataclass
@@ -113,7 +105,7 @@ def run(plans: Sequence[Plan], sweep: Mapping[str, Any], options: execute.Option
                     "with the same fingerprint: not run again (--force runs them)")
     console.say(f"sweep {data['id']}: {len(todo)} point{'s' if len(todo) != 1 else ''} to run, "
                 f"{settings.jobs} at once")
-    stopper = _SharedStopper()
+    stopper = SharedStopper()
     previous = {s: signal.signal(s, stopper.request) for s in _SIGNALS}
     progress = _Progress(len(todo))
     try:
@@ -163,7 +155,7 @@ def _run_points(plans: Sequence[Plan], steps: Sequence[Step], done: Mapping[str,
     invocation = data["id"]
     lock = threading.Lock()
     pending = list(reversed(todo))
-    shown_quiet = settings.jobs > 1
+    shown_quiet = settings.jobs > 1 or not settings.show_output
     width = len(str(len(steps) - 1))
 
     def take() -> int | None:

@@ -109,7 +109,7 @@ class Terminal:
 
 _terminals: dict[int, Terminal] = {}
 _thread = threading.local()  # .quiet: this thread's steps and progress are not shown
-_lock = threading.Lock()  # one line at a time from several threads
+_lock = threading.RLock()  # one line at a time from several threads
 
 
 class _Silent(Terminal):
@@ -123,6 +123,49 @@ class _Silent(Terminal):
 
 
 _SILENT = _Silent(-1)
+
+
+class _Prefixed(Terminal):
+    """A step's output among others': each whole line with the step's name in front (a line
+    not ended yet waits for its end, so that two steps' lines never mix)."""
+
+    def __init__(self, target: Terminal, prefix: bytes) -> None:
+        super().__init__(target.fd)
+        self.target, self.prefix, self.partial = target, prefix, b""
+
+    def write(self, data: bytes) -> None:
+        data = self.partial + data
+        cut = data.rfind(b"\n") + 1
+        self.partial = data[cut:]
+        if len(self.partial) > 65536:  # a line without end: shown in pieces, still prefixed
+            cut, self.partial = len(data), b""
+        if cut:
+            lines = data[:cut].splitlines(keepends=True)
+            with _lock:
+                self.target.write(b"".join(self.prefix + line if line.endswith(b"\n")
+                                           else self.prefix + line + b"\n" for line in lines))
+
+    def flush(self) -> bool:
+        return self.target.flush()
+
+    def end(self) -> None:
+        if self.partial:
+            self.write(b"\n")
+
+
+@contextmanager
+def prefixed(name: str) -> Iterator[None]:
+    """In this thread, a step's output and mlproject's progress are shown line by line with
+    `[name]` in front: steps of a pipeline that run at once stay readable."""
+    _thread.prefix = f"[{name}] ".encode()
+    _thread.streams = {}
+    try:
+        yield
+    finally:
+        for stream in _thread.streams.values():
+            stream.end()
+        _thread.prefix = None
+        _thread.streams = {}
 
 
 @contextmanager
@@ -139,6 +182,12 @@ def quiet() -> Iterator[None]:
 def terminal(fd: int) -> Terminal:
     if getattr(_thread, "quiet", False):
         return _SILENT
+    prefix = getattr(_thread, "prefix", None)
+    if prefix:
+        streams: dict[int, _Prefixed] = _thread.streams
+        if fd not in streams:
+            streams[fd] = _Prefixed(_terminal(fd), prefix)
+        return streams[fd]
     return _terminal(fd)
 
 
@@ -167,7 +216,8 @@ def say(message: str) -> None:
 
 def announce(message: str) -> None:
     """`say`, also from a quiet thread."""
-    line = f"mlproject: {message}\n"
+    prefix = getattr(_thread, "prefix", None)
+    line = f"{prefix.decode() if prefix else ''}mlproject: {message}\n"
     try:
         fd = sys.stderr.fileno()
     except (AttributeError, OSError, ValueError):  # captured (tests) or replaced: write to it
