@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_run import make_project, mlproject_command  # noqa: E402
+from bench_run import make_project, mlproject_command
 
 TARGET_S = 0.5  # `mlproject runs` over 10,000 records
 
@@ -31,7 +31,8 @@ name: bench-runs
 entry_points:
   main:
     parameters: {alpha: {type: float, default: 0.5}}
-    command: "python -c \\"from mlproject import log; log.metric('acc', 0.9, step=1); log.metric('loss', {alpha})\\""
+    command: "python -c \\"from mlproject import log; log.metric('acc', 0.9, step=1); \\
+log.metric('loss', {alpha})\\""
 """
 
 

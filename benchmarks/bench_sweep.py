@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_run import make_project, mlproject_command  # noqa: E402
+from bench_run import make_project, mlproject_command
 
 TARGET_OVERHEAD_MS = 100.0  # per point, over the shell loop
 TARGET_TABLE_S = 1.0  # `sweep show ID` of a 1,000-point sweep
@@ -37,7 +37,7 @@ entry_points:
 
 
 def _loop(project: Path, points: int) -> float:
-    script = "for i in $(seq 0 %d); do bash -c \"echo $i\" > /dev/null; done" % (points - 1)
+    script = f"for i in $(seq 0 {points - 1}); do bash -c \"echo $i\" > /dev/null; done"
     start = time.perf_counter()
     subprocess.run(["bash", "-c", script], cwd=project, check=True)
     return time.perf_counter() - start

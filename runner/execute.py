@@ -199,12 +199,14 @@ def _run_step(plan: Plan, step: Step, backend: Backend, stopper: Stopper,
     submitted = _submit_step(plan, step, backend, stopper, invocation, options)
     if isinstance(submitted, Outcome):
         return submitted
+    assert isinstance(submitted, _Submitted)
     return _await(plan, submitted, backend, stopper)
 
 
 def _submit_step(plan: Plan, step: Step, backend: Backend, stopper: Stopper, invocation: str,
                  options: Options, after: tuple[Handle, ...] = (),
-                 held_by: tuple[str, ...] = ()) -> _Submitted | Outcome:
+                 held_by: tuple[str, ...] = (), submit: bool = True
+                 ) -> _Submitted | Prepared | Outcome:
     """Record the step's start, realize its environment, prepare and submit it; the Outcome,
     recorded, of a step that ended before the engine had it."""
     run_dir = None
@@ -264,23 +266,60 @@ def _submit_step(plan: Plan, step: Step, backend: Backend, stopper: Stopper, inv
             outcome = Outcome(Status.CANCELLED, EXIT_INTERRUPTED, reason="cancelled before it "
                               "started")
         else:
-            handle = backend.submit(submission)
-            record = recording.submitted(record, submission, handle)
-            if held_by:  # the engine starts it once what it needs has succeeded
-                record = replace(record, status=Status.QUEUED, reason="held by the engine until "
-                                 f"{', '.join(held_by)} succeed{'s' if len(held_by) == 1 else ''}")
-            try:  # so that another process can ask the engine about it (`runs`, `logs -f`)
-                records.write(run_dir, record)
-            except OSError as exc:
-                say(f"warning: the record of run {run_id} does not hold the engine's id "
-                    f"({exc.strerror or exc})")
-            return _Submitted(step, record, run_dir, started, submission, handle, realized)
+            prepared = Prepared(step, record, run_dir, started, submission, realized)
+            if not submit:
+                return prepared
+            return submitted_step(prepared, backend.submit(submission), held_by)
     except SubmitError as exc:  # the engine refused it, or it could not be started at all
         outcome = Outcome(Status.FAILED, exc.exit_code, reason=str(exc))
     except OSError as exc:
         outcome = Outcome(Status.FAILED, 127, reason=f"could not start: {exc}")
     realized.hold.release()
     return recording.finish(plan, step, record, run_dir, started, outcome)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A step recorded, its environment realized, its submission prepared: what submitting it
+    (alone, or with others in one request: a sweep's job array) needs."""
+    step: Step
+    record: RunRecord
+    run_dir: Path
+    started: float
+    submission: Submission
+    realized: realize.Realized
+
+
+def submitted_step(prepared: Prepared, handle: Handle,
+                   held_by: tuple[str, ...] = ()) -> _Submitted:
+    """The record of a step the engine now has: its handle written, so that another process
+    can ask the engine about it (`runs`, `logs -f`)."""
+    record = recording.submitted(prepared.record, prepared.submission, handle)
+    if held_by:  # the engine starts it once what it needs has succeeded
+        record = replace(record, status=Status.QUEUED, reason="held by the engine until "
+                         f"{', '.join(held_by)} succeed{'s' if len(held_by) == 1 else ''}")
+    try:
+        records.write(prepared.run_dir, record)
+    except OSError as exc:
+        say(f"warning: the record of run {record.id} does not hold the engine's id "
+            f"({exc.strerror or exc})")
+    return _Submitted(prepared.step, record, prepared.run_dir, prepared.started,
+                      prepared.submission, handle, prepared.realized)
+
+
+def prepare_point(plan: Plan, step: Step, backend: Backend, stopper: Stopper, invocation: str,
+                  options: Options) -> Prepared | Outcome:
+    """A sweep's point recorded and prepared, not submitted (it goes in a job array); the
+    Outcome, recorded, of a point that ended before that."""
+    found = _submit_step(plan, step, backend, stopper, invocation, options, submit=False)
+    assert not isinstance(found, _Submitted)
+    return found
+
+
+def await_point(plan: Plan, submitted: _Submitted, backend: Backend, stopper: Stopper,
+                stopped_by: str | None = None) -> Outcome:
+    """Wait for a submitted point to end, and record its end."""
+    return _await(plan, submitted, backend, stopper, stopped_by)
 
 
 def _await(plan: Plan, submitted: _Submitted, backend: Backend, stopper: Stopper,
@@ -333,6 +372,7 @@ def _run_chain(plan: Plan, backend: Backend, stopper: Stopper, invocation: str,
         current = replace(plan, steps=tuple(done.get(s.entry_point, s) for s in plan.steps))
         submitted = _submit_step(current, step, backend, stopper, invocation, options, upstream,
                                  held_by)
+        assert not isinstance(submitted, Prepared)
         if isinstance(submitted, Outcome):
             if submitted.status != Status.SUCCEEDED:
                 code, stopped_by = submitted.exit_code, step.entry_point

@@ -108,7 +108,7 @@ def execute(plan: Plan, backend: Backend, invocation: str, jobs: int,
             with console.prefixed(step.entry_point):
                 try:
                     one(step)
-                except Exception as exc:  # noqa: BLE001 - the pipeline stops, and says why
+                except Exception as exc:
                     console.announce(f"{step.entry_point}: not run to its end: "
                                      f"{type(exc).__name__}: {exc}")
                     pipeline.ended(step, 70, Status.FAILED)

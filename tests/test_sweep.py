@@ -273,3 +273,19 @@ def test_a_hostile_sweep_file_is_said_never_a_traceback(cli: Callable[..., Any],
                               ("other", "has format 'mlproject.sweep/9'"), ("link", "cannot be read")):
         result = cli("sweep", "show", sweep_id)
         assert result.code == 2 and message in result.err, result.err
+
+
+def test_the_html_report_ranks_a_sweep_by_its_declared_metric_and_goal(
+        cli: Callable[..., Any], swept: Path, tmp_path: Path) -> None:
+    import re
+
+    data = json.loads(cli("sweep", "drawn", "--env", "local", "--json").out)  # maximize loss
+    out = tmp_path / "report.html"
+    assert cli("report", ".", "--html", str(out)).code == 0
+    found = re.search(r'<script type="application/json" id="data">(.*?)</script>',
+                      out.read_text(), re.S)
+    assert found is not None
+    [sweep] = json.loads(found.group(1))["sweeps"]
+    assert sweep["id"] == data["id"] and sweep["declared"] is True
+    assert (sweep["metric"], sweep["goal"]) == ("loss", "max")  # not "min", as its name suggests
+    assert sweep["order"] == [p["run"] for p in data["points"]]

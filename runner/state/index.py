@@ -50,7 +50,7 @@ def row_of(loaded: records.Loaded) -> Row:
             row["problem"] = loaded.problem
         return row
     handle = record.handle or {}
-    row: Row = {
+    row = {
         "id": loaded.id, "status": record.status.value, "entry_point": record.entry_point,
         "started_at": record.started_at, "ended_at": record.ended_at,
         "duration": record.duration, "exit_code": record.exit_code, "reason": record.reason,

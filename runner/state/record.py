@@ -189,10 +189,10 @@ def upgraded(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def from_json(data: Any) -> RunRecord:
+def from_json(data: Any, checked: bool = False) -> RunRecord:
     """The record a parsed run.json holds, checked against the published schema (either format
-    read); RecordError says what is wrong."""
-    why = problem_of(data)
+    read; `checked`: the caller has just checked it); RecordError says what is wrong."""
+    why = None if checked else problem_of(data)
     if why is not None:
         raise RecordError(why)
     if data.get("format") in _OLDER:

@@ -215,7 +215,7 @@ def load(run_dir: Path) -> Loaded:
     problem = problem_of(parsed, run_id)
     if problem is not None:
         return Loaded(run_id, None, f"run.json {problem}")
-    record = from_json(parsed)
+    record = from_json(parsed, checked=True)  # problem_of checked it: not twice
     return Loaded(run_id, replace(record, status=effective_status(record)))
 
 

@@ -109,7 +109,8 @@ def run(plans: Sequence[Plan], sweep: Mapping[str, Any], options: execute.Option
     previous = {s: signal.signal(s, stopper.request) for s in _SIGNALS}
     progress = _Progress(len(todo))
     try:
-        if todo:
+        if todo and not backends.get(options.backend, options.settings
+                                     ).capabilities.builds_environments:
             _warm(steps[todo[0]], stopper)
         _run_points(plans, steps, done, todo, data, options, settings, stopper, progress)
     finally:
@@ -205,7 +206,10 @@ def _run_points(plans: Sequence[Plan], steps: Sequence[Step], done: Mapping[str,
                     return
                 one(i)
 
-    if settings.jobs == 1:
+    if len(todo) > 1 and hasattr(backend, "submit_array"):
+        _run_array(plans, steps, done, todo, data, options, settings, stopper, progress,
+                   backend)
+    elif settings.jobs == 1:
         worker()  # in the main thread: a signal is handled as in `mlproject run`
     else:
         threads = [threading.Thread(target=worker, name=f"point-{n}", daemon=True)
@@ -215,6 +219,104 @@ def _run_points(plans: Sequence[Plan], steps: Sequence[Step], done: Mapping[str,
         for thread in threads:
             while thread.is_alive():
                 thread.join(0.2)  # not a plain join: the main thread must take its signals
-    if progress.stopped_by_failures and pending:
+    if progress.stopped_by_failures and pending and not hasattr(backend, "submit_array"):
         console.say(f"sweep stopped: {progress.failed} points failed (--max-failures "
                     f"{settings.max_failures}); {len(pending)} not started")
+
+
+WAITERS = 16  # threads that wait for a job array's points (each asks the engine now and then)
+
+
+def _run_array(plans: Sequence[Plan], steps: Sequence[Step], done: Mapping[str, Step],
+               todo: list[int], data: dict[str, Any], options: execute.Options,
+               settings: Settings, stopper: Stopper, progress: _Progress,
+               backend: Any) -> None:
+    """The points as one request to the engine (Slurm: one job array, `--jobs` of its tasks
+    running at once), then waited for, each recorded as it ends. Past --max-failures, or on a
+    signal, the points not ended are cancelled, and recorded so."""
+    from mlproject.runner import recording
+    from mlproject.runner.backends.base import Outcome, SubmitError
+
+    invocation = data["id"]
+    prepared: list[tuple[int, Plan, execute.Prepared]] = []
+    with console.quiet():
+        for i in todo:
+            step = steps[i]
+            plan = replace(plans[i], steps=(*done.values(), step))
+            point_options = replace(options, sweep={"id": data["id"], "name": data.get("name"),
+                                                    "index": i})
+            found = execute.prepare_point(plan, step, backend, stopper, invocation,
+                                          point_options)
+            if isinstance(found, Outcome):
+                progress.finished += 1
+                progress.failed += found.status != Status.SUCCEEDED
+                continue
+            prepared.append((i, plan, found))
+    if not prepared:
+        return
+    try:
+        handles = backend.submit_array([p.submission for _, _, p in prepared], settings.jobs)
+    except SubmitError as exc:
+        for _, plan, p in prepared:
+            p.realized.hold.release()
+            recording.finish(plan, p.step, p.record, p.run_dir, p.started,
+                             Outcome(Status.FAILED, exc.exit_code, reason=str(exc)))
+        progress.failed += len(prepared)
+        console.say(f"the points were not submitted: {exc}")
+        return
+    queue = [(i, plan, execute.submitted_step(p, h))
+             for (i, plan, p), h in zip(prepared, handles, strict=True)]
+    console.say(f"sweep {data['id']}: {len(queue)} points submitted as one "
+                f"{backend.name} job array (engine id {handles[0].data.get('array') or '?'}), "
+                f"{settings.jobs} at once")
+    lock = threading.Lock()
+    ended: set[int] = set()
+    cancelled = [False]
+    pending = list(reversed(queue))
+
+    def stop_rest() -> None:
+        """Cancel every point not ended yet (once)."""
+        if cancelled[0]:
+            return
+        cancelled[0] = True
+        for i, _, sub in queue:
+            if i not in ended:
+                backend.cancel(sub.handle)
+
+    def waiter() -> None:
+        with console.quiet():
+            while True:
+                with lock:
+                    if not pending:
+                        return
+                    i, plan, sub = pending.pop()
+                outcome = execute.await_point(plan, sub, backend, stopper)
+                with lock:
+                    ended.add(i)
+                    progress.finished += 1
+                    if outcome.status not in (Status.SUCCEEDED, Status.INTERRUPTED,
+                                              Status.CANCELLED):
+                        progress.failed += 1
+                        if (settings.max_failures is not None
+                                and progress.failed >= settings.max_failures):
+                            progress.stopped_by_failures = True
+                    count = f"[{progress.finished}/{progress.total}]"
+                    stop = progress.stopped_by_failures
+                detail = (f": {outcome.reason}" if outcome.reason else
+                          f", exit code {outcome.exit_code}" if outcome.exit_code else "")
+                console.announce(f"{count} point {i}: {outcome.status}{detail} "
+                                 f"(run {sub.record.id})")
+                if stop:
+                    with lock:
+                        stop_rest()
+
+    threads = [threading.Thread(target=waiter, name=f"waiter-{n}", daemon=True)
+               for n in range(min(WAITERS, len(queue)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(0.2)
+            if stopper.signal is not None:
+                with lock:
+                    stop_rest()

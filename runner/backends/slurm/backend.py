@@ -60,6 +60,7 @@ class _Asked:
     """What this process last heard of one job."""
     job: dict[str, str] | None = None
     patience: Patience = field(default_factory=lambda: Patience(UNANSWERED))
+    cancelled: bool = False  # by this process: a pending array task then leaves no trace
 
 
 class SlurmBackend:
@@ -73,6 +74,8 @@ class SlurmBackend:
         self.settings: dict[str, Any] = with_defaults(SETTINGS, settings)
         self.ctl = Ctl(self.settings["bin"], float(self.settings["timeout"]), SUBMIT_TIMEOUT)
         self._problems: dict[str, str] = {}  # run id -> why its submission cannot be made
+        # run id -> its directives and command, for a job array of several points
+        self._jobs: dict[str, tuple[tuple[str, ...], list[str]]] = {}
         self._asked: dict[str, _Asked] = {}
         self._down: str | bool | None = False  # False: not asked; None: the controller answers
         self._cluster: tuple[list[dict[str, str]], list[dict[str, str]]] | None = None
@@ -174,6 +177,8 @@ class SlurmBackend:
             job = script.job(step, run_id=ctx.run_id, run_dir=str(ctx.run_dir), cwd=ctx.cwd,
                              env_names=list(env), command=command, settings=self.settings,
                              after=after, inner_timeout=inner)
+            if not ctx.planned:
+                self._jobs[ctx.run_id] = (job.directives, command)
         except ValueError as exc:
             self._problems[ctx.run_id] = str(exc)
             job = script.Job((), f"# not submitted: {exc}\n", (self.ctl.tool("sbatch"),
@@ -228,6 +233,52 @@ class SlurmBackend:
             "name": name, "log": submission.log, "run_dir": run_dir, "script": str(path),
             **({"slurm_conf": conf} if conf else {})})
 
+    def submit_array(self, submissions: Sequence[Submission], concurrency: int) -> list[Handle]:
+        """A sweep's points (submissions of one step) as one job array, `concurrency` tasks at
+        most running at once (`--array=0-N%J`); a handle per point (`JOBID_i`)."""
+        from mlproject.runner import worker
+
+        for sub in submissions:
+            problem = self._problems.pop(sub.run_id, None)
+            if problem:
+                raise SubmitError(problem, EXIT_USAGE)
+        opts, command = self._jobs[submissions[0].run_id]
+        run_dirs = [os.path.dirname(s.log) for s in submissions]
+        try:
+            _, text = script.array_job(opts, command, run_dirs, concurrency,
+                                                worker.REQUEST_VAR)
+        except ValueError as exc:
+            raise SubmitError(str(exc), EXIT_USAGE) from None
+        path = Path(run_dirs[0]) / script.ARRAY_SCRIPT
+        try:
+            for sub, run_dir in zip(submissions, run_dirs, strict=True):
+                fd = os.open(Path(run_dir) / script.REQUEST_FILE,
+                             os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(sub.env[worker.REQUEST_VAR])
+            path.write_text(text)
+        except OSError as exc:
+            raise SubmitError(f"the job array cannot be written to {path.parent}: "
+                              f"{exc.strerror or exc}", EXIT_NOT_STARTED) from None
+        name = script.array_name(os.path.basename(run_dirs[0]))
+        env = {k: v for k, v in submissions[0].env.items() if k != worker.REQUEST_VAR}
+        argv = (script.tool(self.settings, "sbatch"), "--parsable", str(path))
+        try:
+            job_id = self.ctl.submit(argv, env, submissions[0].cwd)
+        except SlurmError as exc:
+            raise SubmitError(f"Slurm refused the job array: {exc}", EXIT_USAGE) from None
+        job_id = job_id.split(";")[0]
+        conf = os.environ.get("SLURM_CONF")
+        handles = []
+        for i, (sub, run_dir) in enumerate(zip(submissions, run_dirs, strict=True)):
+            task = f"{job_id}_{i}"
+            self._asked[task] = _Asked()
+            self._jobs.pop(sub.run_id, None)
+            handles.append(Handle(self.name, sub.run_id, task, {
+                "name": name, "log": sub.log, "run_dir": run_dir, "script": str(path),
+                "array": job_id, "task": i, **({"slurm_conf": conf} if conf else {})}))
+        return handles
+
     def _found_after_timeout(self, name: str, said: str) -> str | None:
         """A job that sbatch submitted but did not say so in time (a busy controller)."""
         if "did not answer" not in said:
@@ -247,6 +298,9 @@ class SlurmBackend:
             return asked.patience.unanswered(str(exc), "Slurm stopped answering",
                                              Status.RUNNING if asked.job else Status.QUEUED)
         asked.patience.answered()
+        if job is None and asked.cancelled:
+            return StepState(Status.CANCELLED, reason="cancelled through Slurm (scancel) before "
+                             "it started")
         if job is None:
             return StepState(Status.CRASHED, reason=(
                 f"Slurm no longer knows job {handle.id} (scontrol forgets a finished job "
@@ -284,6 +338,7 @@ class SlurmBackend:
         """scancel (Slurm sends SIGTERM, then SIGKILL after its KillWait); force: SIGKILL to
         every process of the job at once. Only a job still named for this run is touched."""
         name = str(handle.data.get("name") or script.job_name(handle.run_id))
+        self._asked.setdefault(handle.id, _Asked()).cancelled = True
         try:
             said = self.ctl.cancel(handle.id, name, force=force, conf=_conf(handle))
         except SlurmError as exc:
@@ -435,7 +490,8 @@ _FACTS = (("JobId", "job_id"), ("JobName", "name"), ("JobState", "state"),
           ("TimeLimit", "time_limit"), ("RunTime", "run_time"), ("SubmitTime", "submitted_at"),
           ("StartTime", "started_at"), ("EndTime", "ended_at"), ("TRES", "allocated"),
           ("MinMemoryNode", "memory"), ("NumCPUs", "cpus"), ("TresPerNode", "gres"),
-          ("Dependency", "dependency"), ("WorkDir", "workdir"))
+          ("Dependency", "dependency"), ("WorkDir", "workdir"),
+          ("ArrayJobId", "array_job_id"), ("ArrayTaskId", "array_task_id"))
 # sacct's names for the same facts
 _SACCT = {"JobID": "job_id", "JobName": "name", "State": "state", "Reason": "reason",
           "ExitCode": "exit_code", "NodeList": "node", "Timelimit": "time_limit",

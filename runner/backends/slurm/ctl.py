@@ -139,13 +139,13 @@ class Ctl:
         done = self.call("scontrol", "show", "job", "-o", job_id, conf=conf)
         if done.code != 0:
             said = _said(done, "scontrol show job")
-            if "Invalid job id" in said:
+            if "Invalid job id" in said or "not found" in said:  # an array task: "Job 5_2 not found"
                 return None
             raise SlurmError(said)
         for line in _text(done.stdout).splitlines():
             found = fields(line)
-            if found.get("JobId") == job_id:  # an array or a het job prints more lines
-                return found
+            if found.get("JobId") == job_id or _task_of(found, job_id):
+                return found  # an array or a het job prints more lines
         return None
 
     def accounted(self, job_id: str, conf: str | None = None) -> dict[str, str] | None:
@@ -197,6 +197,22 @@ class Ctl:
         if done.code != 0:
             return _said(done, "scancel")
         return None
+
+
+def _task_of(found: dict[str, str], job_id: str) -> bool:
+    """Whether `found` (a line of scontrol) is array task `job_id` (`ARRAYID_TASK`): the task's
+    own line once it started, else the array's line of pending tasks, whose ArrayTaskId is a
+    set such as `4-8%2` or `1,3,5-7`."""
+    array, sep, task = job_id.partition("_")
+    if not sep or not task.isdigit() or found.get("ArrayJobId") != array:
+        return False
+    wanted = int(task)
+    for part in found.get("ArrayTaskId", "").split("%")[0].strip("[]").split(","):
+        low, dash, high = part.partition("-")
+        if low.isdigit() and (int(low) == wanted if not dash else
+                              high.isdigit() and int(low) <= wanted <= int(high)):
+            return True
+    return False
 
 
 def _text(data: bytes) -> str:

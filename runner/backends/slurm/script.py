@@ -10,6 +10,7 @@ so neither the script nor the plan ever holds a value (a secret may be one).
 from __future__ import annotations
 
 import math
+import os
 import re
 import shlex
 from collections.abc import Mapping, Sequence
@@ -152,3 +153,37 @@ def test_argv(opts: Sequence[str], sbatch: str = "sbatch") -> list[str]:
     kept = [o for o in opts if not o.startswith(("--output=", "--error=", "--chdir=",
                                                   "--dependency=", "--kill-on-invalid-dep"))]
     return [sbatch, "--test-only", *kept, "--output=/dev/null", "--wrap=true"]
+
+
+ARRAY_SCRIPT = "array.sbatch"  # in the first point's run directory
+REQUEST_FILE = "worker-request"  # a point's request, in its run directory (mode 0600)
+_PER_JOB = ("--job-name=", "--comment=", "--output=", "--error=", "--array=")
+
+
+def array_name(first_run_id: str) -> str:
+    return f"mlproject-array-{first_run_id}"
+
+
+def array_job(opts: Sequence[str], command: Sequence[str], run_dirs: Sequence[str],
+              concurrency: int, request_var: str) -> tuple[list[str], str]:
+    """One job array for a sweep's points (one step, so one set of directives): task i runs
+    the worker on point i, its request read from the point's run directory (an array gives each
+    task the same variables) and its output appended to the point's log. The directives and
+    the script."""
+    kept = [o for o in opts if not o.startswith(_PER_JOB)]
+    first = run_dirs[0]
+    array = [f"--job-name={array_name(os.path.basename(first))}", "--comment=mlproject:array",
+             f"--output={first}/array-%a.log", f"--error={first}/array-%a.log",
+             f"--array=0-{len(run_dirs) - 1}%{max(1, concurrency)}", *kept]
+    bad = [d for d in run_dirs if any(c in d for c in "\n\r\0")]
+    if bad:
+        raise ValueError(f"run directory {bad[0]!r:.200} holds a line break: it cannot be a line "
+                         "of the batch script")
+    cases = [f"{i}) run_dir={shlex.quote(d)} ;;" for i, d in enumerate(run_dirs)]
+    lines = ["#!/bin/sh", *(f"#SBATCH {shlex.quote(o)}" for o in array),
+             'case "$SLURM_ARRAY_TASK_ID" in', *cases,
+             '*) echo "mlproject: no point for array task $SLURM_ARRAY_TASK_ID" >&2; exit 70 ;;',
+             "esac", 'exec >>"$run_dir/log.txt" 2>&1',
+             f'{request_var}=$(cat "$run_dir/{REQUEST_FILE}") || exit 70',
+             f"export {request_var}", f"exec {shlex.join(command)}", ""]
+    return array, "\n".join(lines)
