@@ -84,6 +84,8 @@ def finish(plan: Plan, step: Step, record: RunRecord, run_dir: Path, started: fl
     from mlproject.runner import tracking
 
     tracked = tracking.read(run_dir)
+    if outcome.tracked is not None and not (tracked.series or tracked.params):
+        tracked = tracking.from_json(outcome.tracked)  # logged on an engine's machine
     metrics: dict[str, float] = tracked.last  # what the code logged, the file's over it
     problems = [tracked.problem] if tracked.problem else []
     if step.metrics:

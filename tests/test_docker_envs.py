@@ -25,7 +25,9 @@ from mlproject.runner.plan import EnvChoice, Step
 
 PY = ".".join(map(str, sys.version_info[:2]))
 SHOW = "python show.py"
-SHOW_PY = "import os, sys, tinypip\nprint(sys.prefix, tinypip.VALUE, os.environ.get('PYTHONPATH', '-'))\n"
+SHOW_PY = ("import os, sys, tinypip\ntry:\n    from mlproject import log\n"
+           "    log.metric('m', 1.5, step=0)\nexcept ImportError:  # outside a container\n    pass\n"
+           "print(sys.prefix, tinypip.VALUE, os.environ.get('PYTHONPATH', '-'))\n")
 
 
 def _wheel_lock(wheels: Path) -> str:
@@ -94,7 +96,7 @@ def test_mount_for_a_python_environment(cli: Callable[..., Any], project: Callab
     assert "/mlproject/lib/rattler" not in by_target  # conda only
     if "/mlproject/certs.pem" in by_target:  # this machine's CA bundle, where it has one
         assert os.path.isfile(by_target["/mlproject/certs.pem"][0])
-    assert mount.env == {"PYTHONPATH": "/mlproject/lib"}
+    assert mount.env == {"PYTHONPATH": "/mlproject/lib:/mlproject/shim"}
     assert mount.prefix[-2:] == ("/mlproject/project/.mlproject/runs/r1/run.json", "--")
     assert mount.prefix[:1] == ("python3",) and "mlproject.runner.envs.incontainer" in mount.prefix
     assert any("built inside the container" in note for note in mount.notes)
@@ -114,7 +116,7 @@ def test_mount_settings_and_refusals(cli: Callable[..., Any], project: Callable[
     assert mount.image == f"registry.example/py:{PY}-cuda"
     assert (str(tmp_path / "envcache"), "/mlproject/cache", False) in mount.volumes
     with_path = replace(step, env={"PYTHONPATH": "/src"})
-    assert envmount.for_step(with_path, ctx, {}).env["PYTHONPATH"] == "/mlproject/lib:/src"
+    assert envmount.for_step(with_path, ctx, {}).env["PYTHONPATH"] == "/mlproject/lib:/mlproject/shim:/src"
     image = replace(step, environment=EnvChoice("box", "docker", None, "busybox", True,
                                                  data={"image": "busybox"}))
     assert not envmount.builds_inside(image) and envmount.builds_inside(step)
@@ -281,7 +283,11 @@ def test_python_environment_built_in_the_container_then_reused(
     assert first["built_now"] is True and second["built_now"] is False
     assert first["prefix"] == second["prefix"]
     assert first["prefix"].startswith("/mlproject/cache/envs/")
-    assert run1.stdout.split() == [first["prefix"], "42", "-"]  # the venv's; no PYTHONPATH left
+    # the venv's; of PYTHONPATH only the shim of `mlproject.log` is left, and it logged
+    assert run1.stdout.split() == [first["prefix"], "42", "/mlproject/shim"]
+    from mlproject.runner import tracking
+
+    assert tracking.read(run_dir).last == {"m": 1.5}
     assert run2.stdout == run1.stdout
     assert "building the python environment" in run1.stderr and "building" not in run2.stderr
     assert first["recipe"]["python"] == "/usr/bin/python3"  # the image's own interpreter

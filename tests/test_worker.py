@@ -323,3 +323,48 @@ def test_a_step_ships_with_the_outputs_of_every_step_it_needs(
     ctx = RunContext("R10", root / "r", str(root), {}, plan=plan)
     with tarfile.open(fileobj=io.BytesIO(codeship.archive_for(evaluate, ctx))) as tar:
         assert "trained.txt" in tar.getnames() and "MLproject" in tar.getnames()
+
+
+def test_not_shared_what_the_code_logged_travels_back_in_the_result(
+        cli: Callable[..., Result], project: Callable[..., Path], tmp_path: Path) -> None:
+    """On an engine whose run directory is not this one (Kubernetes, Ray), what the step logged
+    with `mlproject.log` comes back in the worker's result, and reaches the record."""
+    from dataclasses import replace
+
+    from mlproject.runner import recording, tracking
+    from mlproject.runner.backends.base import Outcome
+
+    spec = SPEC.replace("      fail:", "      logs:\n        command: python logs.py\n      fail:")
+    logs = ("from mlproject import log\n"
+            "for e in range(50000):\n    log.metric('loss', 1 / (e + 1), step=e)\n"
+            "log.param('opt', 'sgd')\n")
+    root = git_init(project({"MLproject": spec, "logs.py": logs}))
+    plan = _plan(cli, root, "logs")
+    request, run_dir = _request(plan, "logs", "R20", shared=False)
+    code = tmp_path / "code.tar.gz"
+    code.write_bytes(codeship.archive(str(root), allow_dirty=False))
+    done = _worker(request, "--code", str(code), "--root", str(tmp_path / "node"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = worker.collect(_submission(run_dir, request), done.stdout)
+    assert report is not None and report.tracked is not None
+    assert not (run_dir / "tracking").exists()  # the files stayed on the engine's machine
+    found = tracking.from_json(report.tracked)
+    assert found.params == {"opt": "sgd"} and found.last == {"loss": 1 / 50000}
+    assert len(found.series["loss"]) <= tracking.read.__globals__["MAX_POINTS"]
+    assert found.series["loss"][0][:2] == [0, 1.0]
+    # the submitting side writes it into the record, as for a local run
+    from mlproject.runner.state import records
+
+    step = next(s for s in plan.steps if s.entry_point == "logs")
+    record = recording.initial(plan, step, "R20", "i", "engine", records.now())
+    outcome = worker.merged(Outcome(Status.SUCCEEDED, 0), report)
+    recording.finish(plan, step, record, run_dir, 0.0, outcome)
+    written = json.loads((run_dir / "run.json").read_text())
+    assert written["metrics"]["loss"] == 1 / 50000 and written["logged_params"] == {"opt": "sgd"}
+    assert written["series"]["loss"][-1][:2] == [49999, 1 / 50000]
+    # a result from elsewhere is checked like the files are
+    bad = tracking.from_json({"series": {"m": [[0, "x", 1.0], [1, 2.0, 3.0]], "": []},
+                              "params": {"a": 1}})
+    assert bad.series == {"m": [[1, 2.0, 3.0]]} and bad.params == {}
+    assert bad.problem is not None and "left out" in bad.problem
+    assert replace(report, tracked=None).tracked is None

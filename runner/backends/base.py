@@ -233,6 +233,9 @@ class Outcome:
     # the fingerprint the step had where it ran, where the worker decided it (a chained step:
     # what its upstream steps left was known only there); None: the plan's
     fingerprint: str | None = None
+    # what the step's code logged, as the worker read it where the run directory is not shared
+    # (tracking.to_json); None: it is in the run directory here
+    tracked: Mapping[str, Any] | None = None
 
 
 class SubmitError(Exception):

@@ -169,7 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
         "export", help="copy run records into an MLflow tracking server (needs mlproject[mlflow])",
         description="Each run becomes an MLflow run: its parameters, its metrics with their "
                     "steps, tags for its fingerprint, data pins and code state, and its log as "
-                    "an artifact. A run exported before is not exported again.")
+                    "an artifact. A run exported before is not exported again. Exit 0 all "
+                    "exported, 4 some were not (each said why), 2 a usage error or a server "
+                    "that does not answer.")
     export.add_argument("--mlflow", required=True, metavar="URI",
                         help="the tracking URI (http://127.0.0.1:5000, sqlite:///mlflow.db, ...)")
     export.add_argument("run_ids", nargs="*", metavar="ID",

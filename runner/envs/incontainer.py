@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 # Where envmount.py mounts what this needs; options say otherwise (a hand-made `docker run`).
 LIB = "/mlproject/lib"  # mlproject's package (and py-rattler's, for conda), on PYTHONPATH
 CACHE = "/mlproject/cache"
+SHIM = "/mlproject/shim"  # mlproject.log alone (tracking.SHIM): the step keeps it on its path
 UV = "/mlproject/bin/uv"
 CERTS = "/mlproject/certs.pem"  # the host's CA bundle: downloads trust what they trust there
 REPORT = "environment.json"

@@ -7,9 +7,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from mlproject.runner.tracking.read import Tracked, read
+from mlproject.runner.tracking.read import Tracked, from_json, read, to_json
 
-__all__ = ["SHIM", "Tracked", "read", "step_variables"]
+__all__ = ["SHIM", "Tracked", "from_json", "read", "step_variables", "to_json"]
 
 # A directory holding only `mlproject/log/` and no `mlproject/__init__.py`: a portion of the
 # `mlproject` namespace package, so that where the environment has mlproject installed too,

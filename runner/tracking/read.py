@@ -91,10 +91,7 @@ def _finite(value: Any) -> bool:
 
 
 def _thinned(points: list[list[Any]]) -> list[list[Any]]:
-    if len(points) <= MAX_POINTS:
-        return points
-    stride = (len(points) - 1) / (MAX_POINTS - 1)
-    return [points[round(i * stride)] for i in range(MAX_POINTS)]
+    return _thinned_to(points, MAX_POINTS)
 
 
 def _artifacts(run_dir: Path) -> list[dict[str, Any]]:
@@ -158,3 +155,59 @@ def read(run_dir: Path) -> Tracked:
     series = {name: _thinned(points) for name, points in series.items()}
     return Tracked(params, series, tuple(_artifacts(run_dir)),
                    "; ".join(notes) if notes else None)
+
+
+CARRIED_BYTES = 2 << 20  # in a worker's result, which the bundle takes up to 4 MiB
+
+
+def to_json(tracked: Tracked) -> dict[str, Any]:
+    """What was logged, as a worker's result carries it: series thinned further until the
+    whole fits CARRIED_BYTES (a result over its bound would be lost with everything in it)."""
+    import json
+
+    series = tracked.series
+    limit = MAX_POINTS
+    while True:
+        out = {"series": series, "params": tracked.params, "problem": tracked.problem}
+        if len(json.dumps(out)) <= CARRIED_BYTES or limit <= 2:
+            return out
+        limit //= 2
+        series = {name: _thinned_to(points, limit) for name, points in tracked.series.items()}
+        note = f"series thinned to {limit} points each to travel back from the engine"
+        tracked = Tracked(tracked.params, tracked.series, tracked.artifacts,
+                          f"{tracked.problem}; {note}" if tracked.problem and note not in
+                          tracked.problem else tracked.problem or note)
+
+
+def _thinned_to(points: list[list[Any]], limit: int) -> list[list[Any]]:
+    if len(points) <= limit:
+        return points
+    stride = (len(points) - 1) / (limit - 1)
+    return [points[round(i * stride)] for i in range(limit)]
+
+
+def from_json(data: Any) -> Tracked:
+    """What a worker's result says was logged, checked as the files are (a result comes from
+    another machine): wrong entries are left out and said."""
+    if not isinstance(data, dict):
+        return Tracked(problem="the worker's tracking report is not one")
+    series: dict[str, list[list[Any]]] = {}
+    skipped = 0
+    raw_series = data["series"] if isinstance(data.get("series"), dict) else {}
+    for name, points in raw_series.items():
+        if not isinstance(name, str) or not name or not isinstance(points, list):
+            skipped += 1
+            continue
+        kept = [p for p in points if isinstance(p, list) and len(p) == 3
+                and (p[0] is None or (type(p[0]) is int and p[0] >= 0))
+                and _finite(p[1]) and _finite(p[2])]
+        skipped += len(points) - len(kept)
+        if kept:
+            series[name] = _thinned(kept)
+    raw_params = data["params"] if isinstance(data.get("params"), dict) else {}
+    params = {k: v for k, v in raw_params.items() if isinstance(k, str) and isinstance(v, str)}
+    skipped += len(raw_params) - len(params)
+    notes = [data["problem"]] if isinstance(data.get("problem"), str) else []
+    if skipped:
+        notes.append(f"{skipped} tracked entries from the engine left out (of the wrong shape)")
+    return Tracked(params, series, (), "; ".join(notes) if notes else None)

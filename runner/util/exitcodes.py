@@ -17,7 +17,7 @@ USAGE = 2  # usage error, invalid MLproject, or a run that cannot start: nothing
 # run that cannot start, since nothing it ran can be trusted as recorded
 NO_RECORD = USAGE
 DIFFERS = 3  # `data status`: some input in the workspace does not match its pin
-INCOMPLETE = 4  # `lock`, `data pull`: some of what was asked could not be done (each said why)
+INCOMPLETE = 4  # `lock`, `data pull`, `runs export`: some of what was asked could not be done (each said why)
 # `wait`: the run crashed (the mlproject that supervised it ended without recording the end)
 CRASHED = 5
 # An error inside mlproject itself (a bug): 70 is EX_SOFTWARE in BSD's sysexits.h, a code that
@@ -35,7 +35,7 @@ MEANINGS = {
     USAGE: "usage error, invalid MLproject, or a run that cannot start (nothing ran); or "
            "the run's log or record cannot be written",
     DIFFERS: "`data status`: an input does not match its pin",
-    INCOMPLETE: "`lock` or `data pull`: some of what was asked could not be done",
+    INCOMPLETE: "`lock`, `data pull` or `runs export`: some of what was asked could not be done",
     CRASHED: "`wait`: the run crashed (the mlproject that supervised it ended without "
              "recording how the step ended)",
     INTERNAL: "an internal error of mlproject (a bug): one line names it and its crash log",

@@ -31,13 +31,16 @@ class WorkerResult:
     fingerprint: str | None = None
     up_to_date: str | None = None  # the run that made a chained step up to date: not run again
     host: str | None = None  # where it ran
+    # what the step's code logged (tracking.to_json), where the run directory is not shared
+    tracked: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "run_id": self.run_id, "status": self.status.value,
                 "exit_code": self.exit_code, "signal": self.signal, "reason": self.reason,
                 "enforced": dict(self.enforced), "peak_memory": self.peak_memory,
                 "environment": self.environment, "fingerprint": self.fingerprint,
-                "up_to_date": self.up_to_date, "host": self.host}
+                "up_to_date": self.up_to_date, "host": self.host,
+                **({"tracked": self.tracked} if self.tracked is not None else {})}
 
     @classmethod
     def from_json(cls, data: Any) -> WorkerResult | None:
@@ -56,14 +59,15 @@ class WorkerResult:
                       data["environment"] is None or isinstance(data["environment"], dict),
                       data["fingerprint"] is None or isinstance(data["fingerprint"], str),
                       data["up_to_date"] is None or isinstance(data["up_to_date"], str),
-                      data["host"] is None or isinstance(data["host"], str)]
+                      data["host"] is None or isinstance(data["host"], str),
+                      isinstance(data.get("tracked"), (dict, type(None)))]
         except (KeyError, ValueError, TypeError):
             return None
         if not all(checks):
             return None
         return cls(data["run_id"], status, code, data["signal"], data["reason"],
                    dict(data["enforced"]), data["peak_memory"], data["environment"],
-                   data["fingerprint"], data["up_to_date"], data["host"])
+                   data["fingerprint"], data["up_to_date"], data["host"], data.get("tracked"))
 
 
 def write(path: Path, result: WorkerResult) -> None:
@@ -134,7 +138,7 @@ def merged(outcome: Outcome, report: WorkerResult | None) -> Outcome:
     engine = {**outcome.engine, "worker": {"host": report.host, "up_to_date": report.up_to_date}}
     completed = replace(outcome, enforced={**outcome.enforced, **report.enforced},
                         peak_memory=report.peak_memory, environment=report.environment,
-                        fingerprint=report.fingerprint, engine=engine)
+                        fingerprint=report.fingerprint, engine=engine, tracked=report.tracked)
     if outcome.status in (Status.SUCCEEDED, Status.FAILED):
         reason = report.reason
         if report.up_to_date:

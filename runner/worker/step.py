@@ -96,8 +96,13 @@ def _report(result: WorkerResult, request: WorkerRequest, root: str, run_dir: Pa
             say(f"worker: the report cannot be written into {run_dir}: "
                 f"{exc.strerror or exc}")
         return
+    from dataclasses import replace as with_
+
+    from mlproject.runner import tracking
     from mlproject.runner.worker import bundle
 
+    # what the step's code logged stays here with the run directory: it travels in the result
+    result = with_(result, tracked=tracking.to_json(tracking.read(run_dir)))
     sys.stdout.flush()
     sys.stderr.flush()
     outputs = [*step.outputs, *([step.metrics] if step.metrics else [])]

@@ -132,7 +132,13 @@ def plan(step: Step, ctx: RunContext, settings: Mapping[str, Any],
             if not pinned(image):
                 notes.append(moving_tag_note(image))
     else:  # no environment declared (or --env local): the base image's own Python
+        from mlproject.runner import tracking
+        from mlproject.runner.envs.incontainer import SHIM
+
         image = _default_base(step, settings.get("base_image"))
+        mounts.append((str(tracking.SHIM), SHIM, True))  # `from mlproject import log`
+        user_path = step.env.get("PYTHONPATH")
+        values["PYTHONPATH"] = os.pathsep.join([SHIM, *([user_path] if user_path else [])])
         notes.append(f"no environment declared: the step runs in {image} with what it has "
                      "installed (the backend's `base_image` setting)")
         if not pinned(image):

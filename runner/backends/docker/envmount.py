@@ -28,7 +28,7 @@ from typing import Any
 
 from mlproject.runner.backends.base import RunContext
 from mlproject.runner.envs.base import EnvError
-from mlproject.runner.envs.incontainer import CACHE, CERTS, FLOOR, LIB, REPORT, UV
+from mlproject.runner.envs.incontainer import CACHE, CERTS, FLOOR, LIB, REPORT, SHIM, UV
 from mlproject.runner.plan import Step
 
 PROJECT = "/mlproject/project"  # where the docker backend mounts the project (its workdir)
@@ -87,8 +87,11 @@ def for_step(step: Step, ctx: RunContext, settings: Mapping[str, Any]) -> EnvMou
         volumes.append((str(_package_dir("rattler", "conda environments")), f"{LIB}/rattler", True))
     local = _local_sources(choice.kind, data)
     volumes += [(path, path, True) for path in local]
+    from mlproject.runner import tracking
+
+    volumes.append((str(tracking.SHIM), SHIM, True))  # `from mlproject import log`, in the step
     user_path = step.env.get("PYTHONPATH")
-    env = {"PYTHONPATH": LIB + (os.pathsep + user_path if user_path else "")}
+    env = {"PYTHONPATH": os.pathsep.join([LIB, SHIM, *([user_path] if user_path else [])])}
     record = _in_container(ctx.run_dir / "run.json", ctx.cwd)
     # -S: nothing of the image's site-packages is wanted; bytecode kept in the cache (the
     # package is mounted read-only), for this process only: the step's python is its own
