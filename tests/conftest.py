@@ -184,3 +184,16 @@ def slurm(slurm_cluster: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     for name, value in slurm_cluster.environ().items():
         monkeypatch.setenv(name, value)
     return slurm_cluster
+
+
+def wait_for_logs(root: Path, count: int, timeout: float = 60) -> None:
+    """Until `count` runs of the project have written to their logs (their steps started)."""
+    import time
+
+    runs = root / ".mlproject" / "runs"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        logs = list(runs.glob("*/log.txt")) if runs.exists() else []
+        if len([p for p in logs if p.stat().st_size]) >= count:
+            return
+        time.sleep(0.1)

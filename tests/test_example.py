@@ -78,6 +78,11 @@ PLACES: dict[str, Callable[[Mapping], list[Mapping]]] = {
     "gate": lambda d: [g for e in _entries(d) for g in _values(e.get("gates"))],
     "parameter": lambda d: [p for e in _entries(d) for p in _values(e.get("parameters"))],
     "model": lambda d: _values(d["models"]),
+    "sweep": lambda d: _values(d["sweeps"]),
+    "sweep_values": lambda d: [v for s in _values(d["sweeps"])
+                               for v in _values(s.get("grid")) if isinstance(v, dict)],
+    "sweep_distribution": lambda d: [v for s in _values(d["sweeps"])
+                                     for v in _values((s.get("random") or {}).get("space"))],
 }
 
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import git_init, mlproject_process
+from conftest import git_init, mlproject_process, wait_for_logs
 from mlproject.runner.state import records
 
 SPEC = """
@@ -81,13 +80,7 @@ def test_a_signal_stops_every_running_step_and_records_them(project: Callable[..
     root = _project(project, 2, sleep=10)
     proc = mlproject_process("run", ".", "--jobs", "2", "--env", "local", cwd=root,
                              stdout=-1, stderr=-1)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        logs = list(records.runs_dir(str(root)).glob("*/log.txt")) if records.runs_dir(
-            str(root)).exists() else []
-        if len([p for p in logs if p.read_text()]) == 2:
-            break
-        time.sleep(0.1)
+    wait_for_logs(root, 2)  # both started
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

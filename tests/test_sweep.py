@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import git_init, mlproject_process
+from conftest import git_init, mlproject_process, wait_for_logs
 from mlproject.runner.state import records
 
 TRAIN = """
@@ -239,13 +238,7 @@ def test_a_signal_stops_the_sweep_records_it_and_the_rerun_resumes(
     monkeypatch.setenv("SLEEP", "30")
     proc = mlproject_process("sweep", "tune", "--jobs", "2", "--env", "local", cwd=swept,
                              stderr=-1, stdout=-1)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # both points started: their output reached their logs
-        logs = list(records.runs_dir(str(swept)).glob("*/log.txt")) if records.runs_dir(
-            str(swept)).exists() else []
-        if len([p for p in logs if p.read_text()]) >= 2:
-            break
-        time.sleep(0.1)
+    wait_for_logs(swept, 2)  # both started
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

@@ -146,7 +146,8 @@ class _Prefixed(Terminal):
                                            else self.prefix + line + b"\n" for line in lines))
 
     def flush(self) -> bool:
-        return self.target.flush()
+        with _lock:  # the terminal these share is written by several threads
+            return self.target.flush()
 
     def end(self) -> None:
         if self.partial:

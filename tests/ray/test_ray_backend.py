@@ -383,3 +383,34 @@ def test_a_step_whose_supervisor_was_killed_is_recorded_with_its_outputs(
     assert (root / "out" / "r.txt").read_text() == "kept\n"
     assert record["engine"]["worker"]["host"]  # the worker's report was taken
     assert "released" in _log(root, record) and "@@mlproject-worker-result" not in _log(root, record)
+
+
+def test_a_sweep_runs_its_points_as_ray_jobs_at_once_with_what_they_logged(
+        cli: Callable[..., Result], project: Callable[..., Path], ray: Any) -> None:
+    root = _project(project, """
+        name: raysweep
+        entry_points:
+          main:
+            parameters: {a: {type: float, default: 1}}
+            command: "python train.py {a}"
+            resources: {cpu: 0.5}
+    """, **{"train.py": (
+        "import sys, time\nfrom mlproject import log\na = float(sys.argv[1])\n"
+        "time.sleep(2)\nfor e in range(3):\n    log.metric('loss', (a - 0.5) ** 2 + e, step=e)\n"
+        "log.param('seen', str(a))\n")})
+    done = cli("sweep", "-e", "main", "--grid", "a=0.2,0.5,0.9", "--jobs", "3", "--backend",
+               "ray", "--metric", "loss", "--json", cwd=root)
+    assert done.code == 0, done.err
+    data = json.loads(done.out)
+    assert [p["parameters"]["a"] for p in data["points"]] == ["0.5", "0.2", "0.9"]
+    found = {r["id"]: r for r in _records(root)}
+    assert len(found) == 3
+    jobs = {r["handle"]["id"] for r in found.values()}
+    assert len(jobs) == 3 and all(j.startswith("mlproject-") for j in jobs)  # a Ray job each
+    spans = sorted((r["started_at"], r["ended_at"]) for r in found.values())
+    assert spans[2][0] < spans[0][1]  # all three submitted before the first ended
+    for record in found.values():  # logged on Ray's node, carried back in the worker's result
+        a = float(record["parameters"]["a"])
+        assert [p[:2] for p in record["series"]["loss"]] == [
+            [e, (a - 0.5) ** 2 + e] for e in range(3)]
+        assert record["logged_params"] == {"seen": str(a)}
