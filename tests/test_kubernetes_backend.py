@@ -25,6 +25,9 @@ TEXT = """
         outputs: [out]
       fail:
         command: "exit 3"
+      logs:
+        parameters: {a: {type: float, default: 1}}
+        command: "python3 -c 'import sys; from mlproject import log; a = float(sys.argv[1]); [log.metric(\"loss\", (a - 0.5) ** 2 + e, step=e) for e in range(2)]' {a}"
       oom:
         command: "python3 -c 'x = bytearray(400 * 1024 * 1024)'"
         resources: {memory: 64Mi}
@@ -156,3 +159,22 @@ def test_cancel_stops_a_detached_step_s_job(kube: tuple[Any, Path]) -> None:
     record = mlp.record(ids[0])
     assert record["status"] == "cancelled", record
     until(lambda: record["handle"]["id"] not in _jobs(cluster), 60, "the Job to be deleted")
+
+
+def test_a_sweep_runs_its_points_as_jobs_at_once_with_what_they_logged(
+        cli: Callable[..., Result], kube: tuple[Any, Path]) -> None:
+    """Each point is a Job of its own, `--jobs` at a time (not one Indexed Job yet), and what
+    its code logged comes back in the worker's result."""
+    cluster, root = kube
+    done = cli("sweep", "-e", "logs", "--grid", "a=0.2,0.5,0.9", "--jobs", "3", "--backend",
+               "kubernetes", "--backend-config", _conf(cluster), "--metric", "loss", "--json",
+               cwd=root)
+    assert done.code == 0, done.err
+    data = json.loads(done.out)
+    assert [p["parameters"]["a"] for p in data["points"]] == ["0.5", "0.2", "0.9"]
+    found = [r for r in records.list_runs(str(root)) if r["entry_point"] == "logs"]
+    assert len(found) == 3 and len({r["handle"]["id"] for r in found}) == 3
+    for record in found:
+        a = float(record["parameters"]["a"])
+        assert [p[:2] for p in record["series"]["loss"]] == [[e, (a - 0.5) ** 2 + e] for e in range(2)]
+    assert _jobs(cluster) == []  # each deleted once its facts were read

@@ -282,3 +282,19 @@ def test_the_html_report_ranks_a_sweep_by_its_declared_metric_and_goal(
     assert sweep["id"] == data["id"] and sweep["declared"] is True
     assert (sweep["metric"], sweep["goal"]) == ("loss", "max")  # not "min", as its name suggests
     assert sweep["order"] == [p["run"] for p in data["points"]]
+
+
+def test_a_sweep_whose_mlproject_was_killed_shows_as_crashed_and_its_points_too(
+        cli: Callable[..., Any], swept: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLEEP", "30")
+    proc = mlproject_process("sweep", "tune", "--jobs", "2", "--env", "local", cwd=swept,
+                             stderr=-1, stdout=-1)
+    wait_for_logs(swept, 2)
+    proc.kill()  # no chance to write anything more
+    proc.communicate(timeout=30)
+    shown = _shown(cli, "tune")
+    assert shown["status"] == "crashed (its mlproject ended before it did)"
+    assert sorted(p["status"] for p in shown["points"]) == ["crashed", "crashed"] + ["not run"] * 7
+    monkeypatch.setenv("SLEEP", "0")
+    again = cli("sweep", "tune", "--env", "local", "--jobs", "2", "--json")
+    assert again.code == 0 and json.loads(again.out)["status"] == "finished"

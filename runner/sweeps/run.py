@@ -90,6 +90,8 @@ def run(plans: Sequence[Plan], sweep: Mapping[str, Any], options: execute.Option
     data: dict[str, Any] = {
         **sweep, "status": "running", "started_at": records.now().isoformat(), "ended_at": None,
         "backend": options.backend, "jobs": settings.jobs,
+        "host": [records.host_info().hostname, records.host_info().pid,
+                 records.host_info().pid_start],  # whether the sweep's mlproject still lives
         "points": [{"index": i, "parameters": {k: v for k, v in step.parameters.items()},
                     "reused": succeeded.get(step.fingerprint)} for i, step in enumerate(steps)],
     }

@@ -11,6 +11,19 @@ from typing import Any
 from mlproject.runner.state.index import Row
 
 
+def status(sweep: dict[str, Any]) -> str:
+    """The sweep's status; `crashed` for one left running by an mlproject that is gone (killed
+    before it could write the sweep's end)."""
+    from mlproject.runner.state import records
+    from mlproject.runner.state.status import Status
+
+    host = sweep.get("host")
+    if sweep.get("status") != "running" or not isinstance(host, list) or len(host) != 3:
+        return str(sweep.get("status"))
+    now = records.status_now(Status.RUNNING, "local", None, *host)
+    return "running" if now == Status.RUNNING else "crashed (its mlproject ended before it did)"
+
+
 def points(sweep: dict[str, Any], rows: Sequence[Row]) -> list[dict[str, Any]]:
     """Each point with how it stands: its run, status, metrics; sorted best first."""
     by_id = {row["id"]: row for row in rows}
@@ -74,11 +87,11 @@ def text(sweep: dict[str, Any], shown: list[dict[str, Any]]) -> str:
     goal = f", {sweep.get('goal')} {metric}" if metric else ""
     title = (f"sweep {sweep['id']} ({sweep.get('name') or 'from the command line'}: "
              f"{sweep['entry_point']}, {len(shown)} points{goal}): {summary}; "
-             f"{sweep['status']}")
+             f"{status(sweep)}")
     return title + "\n" + "\n".join(lines) + "\n"
 
 
 def as_json(sweep: dict[str, Any], shown: list[dict[str, Any]]) -> dict[str, Any]:
     keys = ("id", "name", "entry_point", "metric", "goal", "status", "backend", "jobs",
             "started_at", "ended_at")
-    return {**{k: sweep.get(k) for k in keys}, "points": shown}
+    return {**{k: sweep.get(k) for k in keys}, "status": status(sweep), "points": shown}
