@@ -27,7 +27,7 @@ TEXT = """
         command: "exit 3"
       logs:
         parameters: {a: {type: float, default: 1}}
-        command: "python3 -c 'import sys; from mlproject import log; a = float(sys.argv[1]); [log.metric(\"loss\", (a - 0.5) ** 2 + e, step=e) for e in range(2)]' {a}"
+        command: "python3 logs.py {a}"
       oom:
         command: "python3 -c 'x = bytearray(400 * 1024 * 1024)'"
         resources: {memory: 64Mi}
@@ -42,6 +42,14 @@ TEXT = """
 """
 
 
+LOGS = """import sys
+from mlproject import log
+a = float(sys.argv[1])
+for e in range(2):
+    log.metric("loss", (a - 0.5) ** 2 + e, step=e)
+"""
+
+
 def _conf(cluster: Any, **more: Any) -> str:
     return json.dumps({"kubeconfig": str(cluster.kubeconfig), "mount_mlproject": True,
                        "host_network": True, "pull": "never", "image": cluster.image,
@@ -50,7 +58,8 @@ def _conf(cluster: Any, **more: Any) -> str:
 
 @pytest.fixture
 def kube(kube_cluster: Any, project: Callable[..., Path]) -> tuple[Any, Path]:
-    root = git_init(project({"MLproject": TEXT, ".gitignore": ".mlproject/\nout/\nstarted.txt\n"}))
+    root = git_init(project({"MLproject": TEXT, ".gitignore": ".mlproject/\nout/\nstarted.txt\n",
+                             "logs.py": LOGS}))
     return kube_cluster, root
 
 
