@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, TypeVar
 
 from mlproject.runner.util import exitcodes
 from mlproject.runner.util.console import say
-from mlproject.spec import Spec, SpecError
 
 if TYPE_CHECKING:  # the plan's modules load with the verbs that plan, not with every verb
+    # (nor the format's with those that read no MLproject file: `runs`, `logs`, `cancel`)
     from mlproject.runner.plan import Plan
+    from mlproject.spec import Spec, SpecError
 
 EXIT_USAGE = exitcodes.USAGE  # the name the verbs import from here
 T = TypeVar("T")
@@ -24,6 +25,7 @@ def error(message: str) -> int:
 
 def load_spec(args: argparse.Namespace) -> Spec | SpecError:
     """The spec, its warnings printed; or the error, already printed."""
+    from mlproject.spec import SpecError
     from mlproject.runner.state.speccache import load_cached
 
     try:
@@ -45,6 +47,7 @@ def make_plan(args: argparse.Namespace, *, acquire: bool = False,
     (`run` takes them again right before each step instead)."""
     from mlproject.runner.facts.observe import observe_facts
     from mlproject.runner.resolve import Overrides
+    from mlproject.spec import SpecError
 
     spec = load_spec(args)
     if isinstance(spec, SpecError):
