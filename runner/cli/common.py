@@ -25,8 +25,8 @@ def error(message: str) -> int:
 
 def load_spec(args: argparse.Namespace) -> Spec | SpecError:
     """The spec, its warnings printed; or the error, already printed."""
-    from mlproject.spec import SpecError
     from mlproject.runner.state.speccache import load_cached
+    from mlproject.spec import SpecError
 
     try:
         spec = load_cached(args.path, strict=args.strict)
