@@ -68,7 +68,7 @@ def test_a_failure_stops_what_has_not_started(cli: Callable[..., Any],
                                               project: Callable[..., Path]) -> None:
     root = _project(project, 3, sleep=0.2, fail=0)
     result = cli("run", str(root), "--jobs", "2", "--env", "local")
-    assert result.code == 4
+    assert result.code == 4, result.err
     found = _records(root)
     assert found["s0"]["status"] == "failed" and found["s1"]["status"] == "succeeded"
     assert "main" not in found
@@ -95,3 +95,42 @@ def test_jobs_must_be_a_positive_number(cli: Callable[..., Any], jobs: str,
     with pytest.raises(SystemExit) as exc:
         cli("run", ".", "--jobs", jobs)
     assert exc.value.code == 2 and "--jobs" in capsys.readouterr().err
+
+
+def test_steps_writing_to_one_terminal_at_once_lose_nothing_and_never_raise() -> None:
+    """os.write holds the pending buffer exported: a second thread appending to it then would
+    raise BufferError (seen once in CI, a step 'not run to its end'). Eight threads, a pipe."""
+    import os
+    import threading
+
+    from mlproject.runner.util import console
+
+    read, write = os.pipe()
+    term = console.Terminal(write)
+    got = bytearray()
+    reader = threading.Thread(target=lambda: [got.extend(b) for b in iter(
+        lambda: os.read(read, 65536), b"")], daemon=True)
+    reader.start()
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(2000):
+                term.write(f"[s{n}] line {i}\n".encode())
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    term.drain(10)
+    if term._out not in (None, write):  # the terminal's own descriptor of the pipe
+        os.close(term._out)
+    os.close(write)
+    reader.join(10)
+    os.close(read)
+    assert errors == []
+    lines = bytes(got).decode().splitlines()
+    assert len(lines) == 8 * 2000 and all(line.startswith("[s") for line in lines)

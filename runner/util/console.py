@@ -56,14 +56,19 @@ class Terminal:
     def write(self, data: bytes) -> None:
         if self.gone or not data:
             return
-        if len(self.pending) + len(data) > PENDING_LIMIT:
-            self.dropped += len(data)
-        else:
-            self.pending += data
-        self.flush()
+        with _lock:  # steps that run at once share it; os.write holds `pending` exported
+            if len(self.pending) + len(data) > PENDING_LIMIT:
+                self.dropped += len(data)
+            else:
+                self.pending += data
+            self.flush()
 
     def flush(self) -> bool:
         """Write what the reader takes now; True when nothing is held any more."""
+        with _lock:
+            return self._flush()
+
+    def _flush(self) -> bool:
         while self.pending and not self.gone:
             fd = self._open()
             if self.gone:
