@@ -134,3 +134,29 @@ def test_steps_writing_to_one_terminal_at_once_lose_nothing_and_never_raise() ->
     assert errors == []
     lines = bytes(got).decode().splitlines()
     assert len(lines) == 8 * 2000 and all(line.startswith("[s") for line in lines)
+
+
+def test_a_fork_refused_for_a_moment_by_an_audit_hook_is_tried_again(tmp_path: Path) -> None:
+    """filelock refuses os.fork (RuntimeError, from an audit hook) while another thread changes
+    a lock's descriptors: seen once in CI, a sweep's point lost. The guard's fork waits it out."""
+    import subprocess
+    import sys
+
+    code = """
+import os, sys
+refusals = [3]
+def hook(event, args):
+    if event == "os.fork" and refusals[0]:
+        refusals[0] -= 1
+        raise RuntimeError("os.fork is unsafe while filelock is changing descriptor ownership")
+sys.addaudithook(hook)
+from mlproject.runner.backends.local import guard
+pid = guard._fork()
+if pid == 0:
+    os._exit(0)
+os.waitpid(pid, 0)
+print("forked after", 3 - refusals[0], "refusals")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "forked after 3 refusals\n"

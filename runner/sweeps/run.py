@@ -182,6 +182,13 @@ def _run_points(plans: Sequence[Plan], steps: Sequence[Step], done: Mapping[str,
                 progress.failed += 1
                 progress.stopped_by_failures = True
             return
+        except Exception as exc:  # a point's internal error fails it, never the other points
+            console.announce(f"point {i}: not run to its end (an internal error of mlproject): "
+                             f"{type(exc).__name__}: {exc} (run {run_id})")
+            with lock:
+                progress.finished += 1
+                progress.failed += 1
+            return
         with lock:
             progress.finished += 1
             if outcome.status != Status.SUCCEEDED and outcome.status != Status.INTERRUPTED:

@@ -61,7 +61,7 @@ def spawn(argv: list[str], cwd: str, env: dict[str, str], group: Cgroup | None,
     st_r, st_w = os.pipe()
     parent = os.getpid()
     try:
-        pid = os.fork()
+        pid = _fork()
     except OSError:
         for fd in (out_r, out_w, err_r, err_w, ctl_r, ctl_w, st_r, st_w):
             os.close(fd)
@@ -77,6 +77,22 @@ def spawn(argv: list[str], cwd: str, env: dict[str, str], group: Cgroup | None,
     for fd in (out_w, err_w, ctl_r, st_w):
         os.close(fd)
     return Guarded(pid, out_r, err_r, ctl_w, st_r)
+
+
+def _fork() -> int:
+    """os.fork, waiting out an audit hook that refuses it for a moment: filelock (imported by
+    some of mlproject's dependencies) refuses a fork while another thread changes a lock's
+    descriptors, which steps started from several threads (a sweep, `run --jobs`) can meet.
+    Refused for over a second: an OSError, so the step is recorded as one that could not start."""
+    import time
+
+    for _ in range(100):
+        try:
+            return os.fork()
+        except RuntimeError as exc:
+            refused = exc
+            time.sleep(0.01)
+    raise OSError(f"fork refused: {refused}")
 
 
 def _guard(parent: int, argv: list[str], cwd: str, env: dict[str, str],
