@@ -72,8 +72,9 @@ def run(plans: Sequence[Plan], sweep: Mapping[str, Any], options: execute.Option
             f"tree, so {settings.jobs} at once would write over each other's files; run them "
             "one at a time (--jobs 1), or have each point write inside its run directory "
             "($MLPROJECT_RUN_DIR) and log its metrics with `from mlproject import log`")
-    for plan in plans:
-        execute.check(plan, options) if plan is first else _preflight(plan, options)
+    execute.check(first, options)
+    for plan in plans[1:]:
+        _preflight(plan, options)
     upstream = first.steps[:-1]
     if upstream:  # what the swept entry point needs: run once, as `mlproject run` would
         code = execute.execute(replace(first, steps=upstream), options)
@@ -87,12 +88,12 @@ def run(plans: Sequence[Plan], sweep: Mapping[str, Any], options: execute.Option
     steps = [received(root, plan.steps[-1], done, save=True, hash_outputs=uptodate.hash_outputs)
              for plan in plans]
     succeeded = {} if settings.force else fingerprints_done(root, steps[0].entry_point)
+    host = records.host_info()
     data: dict[str, Any] = {
         **sweep, "status": "running", "started_at": records.now().isoformat(), "ended_at": None,
         "backend": options.backend, "jobs": settings.jobs,
-        "host": [records.host_info().hostname, records.host_info().pid,
-                 records.host_info().pid_start],  # whether the sweep's mlproject still lives
-        "points": [{"index": i, "parameters": {k: v for k, v in step.parameters.items()},
+        "host": [host.hostname, host.pid, host.pid_start],  # whether its mlproject still lives
+        "points": [{"index": i, "parameters": dict(step.parameters),
                     "reused": succeeded.get(step.fingerprint)} for i, step in enumerate(steps)],
     }
     try:
