@@ -28,6 +28,7 @@ from mlproject.runner.plan import Plan, Step, inside
 from mlproject.runner.state import records, uptodate
 from mlproject.runner.state.record import RunRecord
 from mlproject.runner.state.status import Status
+from mlproject.runner.tracking import mlflowstore
 from mlproject.runner.util.console import say
 from mlproject.runner.util.exitcodes import INTERRUPTED as EXIT_INTERRUPTED
 
@@ -51,6 +52,8 @@ class Options:
     queue_timeout: float | None = None  # cancel a step still queued after this many seconds
     sweep: Mapping[str, Any] | None = None  # {id, name, index}: the step is a sweep's point
     jobs: int = 1  # steps that do not need one another run at once, up to this many
+    experiment: str | None = None  # --experiment-name: the MLflow experiment the steps log to
+    run_name: str | None = None  # --run-name, recorded
 
 
 def preflight(plan: Plan, backend_name: str, settings: Mapping[str, Any] | None = None,
@@ -221,6 +224,16 @@ def _submit_step(plan: Plan, step: Step, backend: Backend, stopper: Stopper, inv
                                    options.settings)
         if options.sweep is not None:
             record = replace(record, sweep=dict(options.sweep))
+        # MLflow's calls in the step land in a store of the run's own (read into the record);
+        # where the step runs on another machine, its worker points them there itself
+        mlflow_sets, mlflow_planned = mlflowstore.variables(
+            run_dir, {**os.environ, **step.env}, options.experiment, plan.name)
+        if not backend.capabilities.shares_filesystem:  # the experiment travels in the request
+            mlflow_sets = {"MLFLOW_EXPERIMENT_NAME": mlflow_planned["experiment"]}
+        elif mlflow_planned["ours"]:
+            mlflowstore.prepare(run_dir)
+        record = replace(record, mlflow=mlflowstore.completed(mlflow_planned, None),
+                         run_name=options.run_name)
         if not backend.capabilities.shares_filesystem:  # the code travels: say which
             record = replace(record, code={**record.code, "shipped": (
                 "the working tree as it was (--allow-dirty)" if options.allow_dirty
@@ -255,7 +268,8 @@ def _submit_step(plan: Plan, step: Step, backend: Backend, stopper: Stopper, inv
     if not after:
         say(f"$ {step.command}")
     ctx = RunContext(run_id, run_dir, plan.project, {
-        "MLPROJECT_RUN_ID": run_id, "MLPROJECT_RUN_DIR": str(run_dir), **realized.activation,
+        "MLPROJECT_RUN_ID": run_id, "MLPROJECT_RUN_DIR": str(run_dir), **mlflow_sets,
+        **realized.activation,
     }, realized.wrapper, plan=plan, after=after, force=options.force,
         allow_dirty=options.allow_dirty)
     try:

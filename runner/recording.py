@@ -82,9 +82,10 @@ def finish(plan: Plan, step: Step, record: RunRecord, run_dir: Path, started: fl
         step = replace(step, fingerprint=outcome.fingerprint)
         record = replace(record, fingerprint=outcome.fingerprint)
     from mlproject.runner import tracking
+    from mlproject.runner.tracking import mlflowstore
 
     tracked = tracking.read(run_dir)
-    if outcome.tracked is not None and not (tracked.series or tracked.params):
+    if outcome.tracked is not None and not (tracked.series or tracked.params or tracked.mlflow):
         tracked = tracking.from_json(outcome.tracked)  # logged on an engine's machine
     metrics: dict[str, float] = tracked.last  # what the code logged, the file's over it
     problems = [tracked.problem] if tracked.problem else []
@@ -109,6 +110,7 @@ def finish(plan: Plan, step: Step, record: RunRecord, run_dir: Path, started: fl
         duration=round(time.monotonic() - started, 3), metrics=metrics,
         metrics_error=metrics_error, outputs=found.hashes, series=tracked.series,
         logged_params=tracked.params, artifacts=tracked.artifacts,
+        mlflow=mlflowstore.completed(record.mlflow, tracked.mlflow),
         resources=replace(record.resources, enforced={k: str(v) for k, v in
                                                       outcome.enforced.items()},
                           peak_memory=outcome.peak_memory),

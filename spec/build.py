@@ -133,10 +133,7 @@ class Builder:
             self.check_path(where + ("metrics",), metrics, "metrics files")
         gates = tuple(self.gate(where + ("gates", metric), metric, rule)
                       for metric, rule in body.get("gates", {}).items())
-        if gates and "metrics" not in body:
-            self.problem(where + ("gates",), "gates are checked against the metrics the entry "
-                         "point writes, and it declares no metrics file: add `metrics:` (without "
-                         "it every gate fails)", warning=True, key=True)
+        # gates need no metrics file: what the code logs (mlproject.log, MLflow's API) counts
         return EntryPoint(
             name=name, command=body["command"], template=parts, parameters=parameters,
             environment=env, data=tuple(body.get("data", ())),

@@ -40,7 +40,7 @@ def _fits(record: dict[str, Any]) -> None:
               for e in PUBLISHED.iter_errors(record)]
     assert not errors, errors
     assert schemacheck.problem(record, SCHEMA) is None
-    assert record["format"] == records.RECORD_FORMAT == "mlproject.run/4"
+    assert record["format"] == records.RECORD_FORMAT == "mlproject.run/5"
 
 
 PIPELINE = {"MLproject": """
@@ -129,11 +129,19 @@ def test_the_start_record_and_an_interrupted_one_fit_and_a_killed_one_reads_as_c
     assert records.lookup(str(root), left["id"]).found.status == "crashed"  # type: ignore[union-attr]
 
 
+def _as_v4(record: dict[str, Any]) -> dict[str, Any]:
+    """A record as mlproject wrote it under format mlproject.run/4 (before MLflow parity): the
+    same keys, less mlflow and run_name."""
+    gone = ("mlflow", "run_name")
+    return {**{k: v for k, v in record.items() if k not in gone}, "format": "mlproject.run/4"}
+
+
 def _as_v3(record: dict[str, Any]) -> dict[str, Any]:
     """A record as mlproject wrote it under format mlproject.run/3 (before tracking and sweeps):
-    the same keys, less sweep, series, logged_params and artifacts."""
+    as /4, less sweep, series, logged_params and artifacts."""
     gone = ("sweep", "series", "logged_params", "artifacts")
-    return {**{k: v for k, v in record.items() if k not in gone}, "format": "mlproject.run/3"}
+    return {**{k: v for k, v in _as_v4(record).items() if k not in gone},
+            "format": "mlproject.run/3"}
 
 
 def _as_v2(record: dict[str, Any]) -> dict[str, Any]:
@@ -168,7 +176,8 @@ def test_a_record_of_the_previous_format_is_read(cli: Callable[..., Result],
     assert table.code == 0 and f"{record['id']}  prepare      succeeded" in table.out
     # what the old formats did not hold is read as null and empty
     upgraded = {**record, "handle": None, "submission": None, "settings": {}, "engine": {},
-                "sweep": None, "series": {}, "logged_params": {}, "artifacts": []}
+                "sweep": None, "series": {}, "logged_params": {}, "artifacts": [], "mlflow": None,
+                "run_name": None}
     assert json.loads(cli("runs", "show", record["id"], "--json", cwd=root).out) == upgraded
     shown_text = cli("runs", "show", record["id"], cwd=root).out
     assert shown_text.startswith(f"run {record['id']}: prepare succeeded\n")
@@ -180,13 +189,18 @@ def test_a_record_of_the_previous_format_is_read(cli: Callable[..., Result],
     assert json.loads(cli("runs", "show", record["id"], "--json", cwd=root).out) == upgraded
     path.write_text(json.dumps(_as_v3(record)))
     assert json.loads(cli("runs", "show", record["id"], "--json", cwd=root).out) == {
-        **record, "sweep": None, "series": {}, "logged_params": {}, "artifacts": []}
-    path.write_text(json.dumps({**record, "format": "mlproject.run/5"}))
+        **record, "sweep": None, "series": {}, "logged_params": {}, "artifacts": [], "mlflow": None,
+        "run_name": None}
+    path.write_text(json.dumps(_as_v4(record)))
+    assert json.loads(cli("runs", "show", record["id"], "--json", cwd=root).out) == {
+        **record, "mlflow": None, "run_name": None}
+    path.write_text(json.dumps({**record, "format": "mlproject.run/6"}))
     shown = cli("runs", "show", record["id"], cwd=root)
     assert shown.code == 2
     assert shown.err == (f"mlproject: error: run {record['id']}: run.json has format "
-                         '"mlproject.run/5", which this mlproject does not read (it reads '
-                         "mlproject.run/1, mlproject.run/2, mlproject.run/3 and mlproject.run/4): "
+                         '"mlproject.run/6", which this mlproject does not read (it reads '
+                         "mlproject.run/1, mlproject.run/2, mlproject.run/3, mlproject.run/4 and "
+                         "mlproject.run/5): "
                          "a newer "
                          "mlproject wrote it? "
                          f"(in {records.runs_dir('.') / record['id']})\n")
@@ -230,7 +244,7 @@ def test_schema_record_prints_the_published_schema(cli: Callable[..., Result]) -
 # -- the checker and jsonschema agree on whatever a record holds ------------------------------
 
 _SAMPLE: dict[str, Any] = {
-    "format": "mlproject.run/4", "id": "20990101-000000-000000-0badid", "invocation": "i",
+    "format": "mlproject.run/5", "id": "20990101-000000-000000-0badid", "invocation": "i",
     "project": "/p", "spec": "/p/MLproject", "spec_digest": "d", "name": None,
     "entry_point": "main", "status": "succeeded", "started_at": "2026-01-01T00:00:00+00:00",
     "ended_at": "2026-01-01T00:00:01+00:00", "duration": 1.5, "exit_code": 0, "signal": None,
@@ -247,7 +261,12 @@ _SAMPLE: dict[str, Any] = {
     "submission": None, "settings": {"network": "none"}, "engine": {"oom_killed": False},
     "sweep": {"id": "tune-1", "name": "tune", "index": 3},
     "series": {"loss": [[0, 1.5, 1.7e9], [None, 0.5, 1.7e9]]}, "logged_params": {"opt": "adam"},
-    "artifacts": [{"path": "artifacts/a.png", "size": 10}]}
+    "artifacts": [{"path": "artifacts/a.png", "size": 10}],
+    "mlflow": {"tracking_uri": "sqlite:////r/mlflow/mlflow.db", "ours": True, "experiment": "e",
+               "runs": [{"id": "abc", "name": "r", "status": "FINISHED", "parent": None,
+                         "artifact_uri": "/r/mlflow/artifacts/1/abc/artifacts"}],
+               "tags": {"mlflow.runName": "r"}, "problem": None},
+    "run_name": "first"}
 
 
 def _strict_jsonschema() -> Any:

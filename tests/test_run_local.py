@@ -64,7 +64,7 @@ def test_success_records_everything(cli: Callable[..., Any], project: Callable[.
     assert result.code == 0, result.err
     record = _only_record(root)
     run_dir = records.runs_dir(str(root)) / record["id"]
-    assert record["format"] == "mlproject.run/4"
+    assert record["format"] == "mlproject.run/5"
     assert record["status"] == "succeeded" and record["exit_code"] == 0
     assert record["entry_point"] == "main" and record["name"] == "rec"
     assert record["parameters"] == {"alpha": "0.25"}

@@ -124,7 +124,7 @@ def _tags(record: RunRecord) -> dict[str, str]:
                 "mlflow.source.git.commit": code.get("commit"),
                 "mlflow.source.git.branch": code.get("branch"),
                 "mlproject.code.dirty": code.get("dirty"),
-                "mlproject.sweep": (record.sweep or {}).get("id")}
+                "mlproject.sweep": (record.sweep or {}).get("id"), "mlproject.run_name": record.run_name}
     for key, value in optional.items():
         if value is not None:
             tags[key] = str(value).lower() if isinstance(value, bool) else str(value)

@@ -5,7 +5,8 @@ makes a new RunRecord from the last with `dataclasses.replace`, and `to_json` is
 holds. Its shape is published as `record.schema.json` (`mlproject schema --record`), and reading
 checks a record against that very file (schemacheck), so the two cannot drift apart.
 
-Formats read: mlproject.run/4 (written now), mlproject.run/3 (the same, without `sweep`,
+Formats read: mlproject.run/5 (written now), mlproject.run/4 (the same, without `mlflow` and
+`run_name`, which MLflow parity added: read as null), mlproject.run/3 (the same, without `sweep`,
 `series`, `logged_params` and `artifacts`, which tracking and sweeps added: read as null and
 empty), mlproject.run/2 (as /3, without `handle`,
 `submission`, `settings` and `engine`, which backends other than local added: read as null and
@@ -26,12 +27,13 @@ from mlproject.runner.envs.kinds import EnvKind
 from mlproject.runner.state import schemacheck
 from mlproject.runner.state.status import Status
 
-RECORD_FORMAT = "mlproject.run/4"
+RECORD_FORMAT = "mlproject.run/5"
 FORMAT_V1 = "mlproject.run/1"
 FORMAT_V2 = "mlproject.run/2"
 FORMAT_V3 = "mlproject.run/3"
-FORMATS_READ = (FORMAT_V1, FORMAT_V2, FORMAT_V3, RECORD_FORMAT)
-_OLDER = (FORMAT_V1, FORMAT_V2, FORMAT_V3)
+FORMAT_V4 = "mlproject.run/4"
+FORMATS_READ = (FORMAT_V1, FORMAT_V2, FORMAT_V3, FORMAT_V4, RECORD_FORMAT)
+_OLDER = (FORMAT_V1, FORMAT_V2, FORMAT_V3, FORMAT_V4)
 SCHEMA_PATH = Path(__file__).with_name("record.schema.json")
 
 
@@ -122,9 +124,12 @@ class RunRecord:
     series: Mapping[str, list[list[Any]]] = field(default_factory=dict)  # logged: [step, value, t]
     logged_params: Mapping[str, str] = field(default_factory=dict)
     artifacts: tuple[Mapping[str, Any], ...] = ()  # {path (in the run directory), size}
+    # where the step's MLflow wrote, the runs it made and their tags (tracking.mlflowstore)
+    mlflow: Mapping[str, Any] | None = None
+    run_name: str | None = None  # --run-name
 
     def to_json(self) -> dict[str, Any]:
-        """The record as run.json holds it (format mlproject.run/4), keys in a reader's order."""
+        """The record as run.json holds it (format mlproject.run/5), keys in a reader's order."""
         host = self.host
         return {
             "format": RECORD_FORMAT, "id": self.id, "invocation": self.invocation,
@@ -153,6 +158,7 @@ class RunRecord:
             "submission": None if self.submission is None else dict(self.submission),
             "settings": dict(self.settings), "engine": dict(self.engine),
             "sweep": None if self.sweep is None else dict(self.sweep),
+            "mlflow": None if self.mlflow is None else dict(self.mlflow), "run_name": self.run_name,
         }
 
 
@@ -174,7 +180,7 @@ def problem_of(data: Any) -> str | None:
 
 
 def upgraded(data: dict[str, Any]) -> dict[str, Any]:
-    """A mlproject.run/1, /2 or /3 record in the form of mlproject.run/4 (a shallow copy; `data`
+    """A mlproject.run/1, /2, /3 or /4 record in the form of mlproject.run/5 (a shallow copy; `data`
     is kept)."""
     old = data.get("format")
     out = {**data, "format": RECORD_FORMAT}
@@ -184,7 +190,8 @@ def upgraded(data: dict[str, Any]) -> dict[str, Any]:
         if isinstance(env, dict):
             out["environment"] = {**{k: None for k in _REALIZED}, **env}
     for key, empty in (("handle", None), ("submission", None), ("settings", {}), ("engine", {}),
-                       ("sweep", None), ("series", {}), ("logged_params", {}), ("artifacts", [])):
+                       ("sweep", None), ("series", {}), ("logged_params", {}), ("artifacts", []),
+                         ("mlflow", None), ("run_name", None)):
         out.setdefault(key, empty)
     return out
 
@@ -221,4 +228,5 @@ def from_json(data: Any, checked: bool = False) -> RunRecord:
         handle=data["handle"], submission=data["submission"], settings=data["settings"],
         engine=data["engine"], sweep=data["sweep"], series=data["series"],
         logged_params=data["logged_params"], artifacts=tuple(data["artifacts"]),
+        mlflow=data["mlflow"], run_name=data["run_name"],
     )

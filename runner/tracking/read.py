@@ -29,6 +29,8 @@ class Tracked:
     series: dict[str, list[list[Any]]] = field(default_factory=dict)  # [step, value, time]
     artifacts: tuple[dict[str, Any], ...] = ()
     problem: str | None = None
+    # what MLflow's store held besides (mlflowstore.summary's runs, tags and problem), or None
+    mlflow: dict[str, Any] | None = None
 
     @property
     def last(self) -> dict[str, float]:
@@ -94,9 +96,10 @@ def _thinned(points: list[list[Any]]) -> list[list[Any]]:
     return _thinned_to(points, MAX_POINTS)
 
 
-def _artifacts(run_dir: Path) -> list[dict[str, Any]]:
-    """What is under `artifacts/`, each top entry with its size (links are not followed)."""
-    base = run_dir / "artifacts"
+def _artifacts(run_dir: Path, under: str = "artifacts") -> list[dict[str, Any]]:
+    """What is under `under` in the run directory, each top entry with its size (links are
+    not followed)."""
+    base = run_dir / under
     try:
         entries = sorted(os.scandir(base), key=lambda e: e.name)
     except OSError:
@@ -116,7 +119,7 @@ def _artifacts(run_dir: Path) -> list[dict[str, Any]]:
                 size = entry.stat(follow_symlinks=False).st_size
             except OSError:
                 pass
-        found.append({"path": f"artifacts/{entry.name}", "size": size})
+        found.append({"path": f"{under}/{entry.name}", "size": size})
     return found
 
 
@@ -152,9 +155,42 @@ def read(run_dir: Path) -> Tracked:
                      "finite number, a step, or a name)")
     for points in series.values():  # the processes' files merged: in the order logged
         points.sort(key=lambda p: p[2])
+    mlflow = _with_mlflow(run_dir, series, params, notes)
     series = {name: _thinned(points) for name, points in series.items()}
-    return Tracked(params, series, tuple(_artifacts(run_dir)),
-                   "; ".join(notes) if notes else None)
+    artifacts = _artifacts(run_dir)
+    for run in (mlflow or {}).get("runs", ()):  # what MLflow put in the run's own store
+        uri = run["artifact_uri"] or "/"
+        # the store is the step's: a location is listed only where it really is in the run
+        # directory (no `..`, no link out of it)
+        where = Path(os.path.realpath(uri.removeprefix("file://")))
+        if where.is_relative_to(os.path.realpath(run_dir)) and len(artifacts) < MAX_ARTIFACTS:
+            artifacts += _artifacts(run_dir, where.relative_to(os.path.realpath(run_dir)).as_posix())
+    return Tracked(params, series, tuple(artifacts[:MAX_ARTIFACTS]),
+                   "; ".join(notes) if notes else None, mlflow)
+
+
+def _with_mlflow(run_dir: Path, series: dict[str, list[list[Any]]], params: dict[str, str],
+                 notes: list[str]) -> dict[str, Any] | None:
+    """What the code logged through MLflow, added to `series` and `params` (a name logged both
+    ways keeps mlproject.log's, and that is said); the rest of it, for the record."""
+    from mlproject.runner.tracking import mlflowstore
+
+    found = mlflowstore.read(run_dir)
+    if found is None:
+        return None
+    both = sorted({*(set(found.series) & set(series)), *(set(found.params) & set(params))})
+    if both:
+        notes.append(f"logged both through mlproject.log and MLflow: {', '.join(both[:5])}"
+                     f"{' ...' if len(both) > 5 else ''} (mlproject.log's kept)")
+    for name, points in found.series.items():
+        series.setdefault(name, points)
+    for name, value in found.params.items():
+        if len(params) >= MAX_PARAMS:
+            break
+        params.setdefault(name, value)
+    if found.problem:
+        notes.append(found.problem)
+    return mlflowstore.summary(found)
 
 
 CARRIED_BYTES = 2 << 20  # in a worker's result, which the bundle takes up to 4 MiB
@@ -168,7 +204,8 @@ def to_json(tracked: Tracked) -> dict[str, Any]:
     series = tracked.series
     limit = MAX_POINTS
     while True:
-        out = {"series": series, "params": tracked.params, "problem": tracked.problem}
+        out = {"series": series, "params": tracked.params, "problem": tracked.problem,
+               "mlflow": tracked.mlflow}
         if len(json.dumps(out)) <= CARRIED_BYTES or limit <= 2:
             return out
         limit //= 2
@@ -208,6 +245,19 @@ def from_json(data: Any) -> Tracked:
     params = {k: v for k, v in raw_params.items() if isinstance(k, str) and isinstance(v, str)}
     skipped += len(raw_params) - len(params)
     notes = [data["problem"]] if isinstance(data.get("problem"), str) else []
+    mlflow = data.get("mlflow")
+    if mlflow is not None and not _mlflow_shaped(mlflow):
+        mlflow = None
+        skipped += 1
     if skipped:
         notes.append(f"{skipped} tracked entries from the engine left out (of the wrong shape)")
-    return Tracked(params, series, (), "; ".join(notes) if notes else None)
+    return Tracked(params, series, (), "; ".join(notes) if notes else None, mlflow)
+
+
+def _mlflow_shaped(data: Any) -> bool:
+    """Whether a worker's `mlflow` report has the shape the record's schema wants."""
+    from mlproject.runner.state import record, schemacheck
+
+    whole = record.schema()["properties"]["mlflow"]
+    wanted = {**whole, "type": "object", "required": ["runs", "tags", "problem"]}
+    return isinstance(data, dict) and schemacheck.problem(data, wanted) is None

@@ -34,16 +34,17 @@ class WorkerRequest:
     shared: bool  # the worker sees the project and the run directory at the same paths
     chained: bool  # submitted together with steps it needs: fingerprint decided on the worker
     force: bool  # run --force
+    experiment: str | None = None  # the MLflow experiment the step's calls log to
 
     @classmethod
     def for_step(cls, plan: Plan, step: Step, ctx: RunContext, *, shared: bool) -> WorkerRequest:
         return cls(plan.to_json(), step.entry_point, ctx.run_id, str(ctx.run_dir), shared,
-                   bool(ctx.after), ctx.force)
+                   bool(ctx.after), ctx.force, ctx.env.get("MLFLOW_EXPERIMENT_NAME"))
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "plan": self.plan, "entry_point": self.entry_point,
                 "run_id": self.run_id, "run_dir": self.run_dir, "shared": self.shared,
-                "chained": self.chained, "force": self.force}
+                "chained": self.chained, "force": self.force, "experiment": self.experiment}
 
     def encode(self) -> str:
         text = json.dumps(self.to_json(), separators=(",", ":"), sort_keys=True)
@@ -75,5 +76,8 @@ class WorkerRequest:
         for key, kind in kinds.items():
             if not isinstance(data.get(key), kind):
                 raise RequestError(f"the worker request's {key!r} is not a {kind.__name__}")
+        experiment = data.get("experiment")
+        if experiment is not None and not isinstance(experiment, str):
+            raise RequestError("the worker request's 'experiment' is not a str")
         return cls(data["plan"], data["entry_point"], data["run_id"], data["run_dir"],
-                   data["shared"], data["chained"], data["force"])
+                   data["shared"], data["chained"], data["force"], experiment)

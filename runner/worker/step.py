@@ -24,6 +24,7 @@ from typing import Any
 from mlproject.runner.backends.base import Interrupted, RunContext, Stopper, SubmitError
 from mlproject.runner.plan import Plan, Step
 from mlproject.runner.state.status import Status
+from mlproject.runner.tracking import mlflowstore
 from mlproject.runner.util.console import say
 from mlproject.runner.util.exitcodes import INTERRUPTED as EXIT_INTERRUPTED
 from mlproject.runner.util.exitcodes import STEP_FAILED, USAGE
@@ -160,9 +161,13 @@ def _run(plan: Plan, step: Step, request: WorkerRequest, root: str, run_dir: Pat
         if problems:
             return _ended(request, Status.FAILED, STEP_FAILED, "; ".join(problems), step,
                           environment=environment)
+        mlflow_sets, planned = mlflowstore.variables(run_dir, {**os.environ, **step.env},
+                                                     request.experiment, None)
+        if planned["ours"]:
+            mlflowstore.prepare(run_dir)
         ctx = RunContext(request.run_id, scratch, root, {
             "MLPROJECT_RUN_ID": request.run_id, "MLPROJECT_RUN_DIR": str(run_dir),
-            **realized.activation}, realized.wrapper)
+            **mlflow_sets, **realized.activation}, realized.wrapper)
         submission = local.prepare(step, ctx)
         if stopper.signal is not None:
             return _ended(request, Status.INTERRUPTED, EXIT_INTERRUPTED,

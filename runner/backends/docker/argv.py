@@ -337,6 +337,25 @@ def _run_args(run_args: Mapping[str, Any], res: Any, said: list[str],
     return out
 
 
+def docker_args(given: Sequence[str]) -> list[str]:
+    """`mlflow run -A NAME[=VALUE]` options as `docker run` arguments, as MLflow makes them
+    (`-A gpus=all` is `--gpus all`, `-A t` is `-t`); ArgvError for a name that is not an
+    option's, or one mlproject sets itself."""
+    out: list[str] = []
+    for item in given:
+        name, sep, value = item.partition("=")
+        if not _ARG_NAME.match(name):
+            raise ArgvError(f"-A {item!r}: {name!r} is not a `docker run` option name")
+        if name in _OWNED:
+            raise ArgvError(f"-A {name}: cannot be given: {_OWNED[name]}")
+        if name in _RESOURCE:
+            raise ArgvError(f"-A {name}: declare resources.{_RESOURCE[name]} in MLproject "
+                            "instead (mlproject maps resources to the engine's options)")
+        flag = f"-{name}" if len(name) == 1 else f"--{name}"
+        out += [flag, value] if sep else [flag]
+    return out
+
+
 def _envmount(step: Step, ctx: RunContext, settings: Mapping[str, Any],
               said: list[str]) -> Any:
     from mlproject.runner.backends.docker import envmount
