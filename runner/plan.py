@@ -129,6 +129,10 @@ class Plan:
     steps: tuple[Step, ...]
     notes: tuple[str, ...] = ()
     env_manager: str | None = None  # "local": --env local
+    # where PATH was a Git URL: {"url" (credentials redacted), "version" (-v as given, None: the
+    # remote's HEAD), "commit" (full), "subdirectory" ('' for the root)}; `project` is the
+    # project in the work tree of that commit. In the JSON only where there is one.
+    source: Mapping[str, Any] | None = None
 
     @property
     def pending(self) -> list[str]:
@@ -141,6 +145,7 @@ class Plan:
             "spec_digest": self.spec_digest, "name": self.name, "target": self.target,
             "env_manager": self.env_manager, "steps": [s.to_json() for s in self.steps],
             "notes": list(self.notes), "pending": self.pending,
+            **({"source": dict(self.source)} if self.source is not None else {}),
         }
 
     @classmethod

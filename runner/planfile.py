@@ -115,7 +115,9 @@ def decode(data: Any, where: str = "the plan") -> Plan:
             raise shape.fail("format", f"{found} is not {PLAN_FORMAT}, the format this mlproject "
                              "reads: make the plan again with this version")
         raise shape.fail("format", f"expected {PLAN_FORMAT!r}: not a plan of mlproject")
-    top = shape.obj(data, "plan", _PLAN_KEYS)
+    source = _source(shape, data.get("source")) if type(data) is dict and "source" in data else None
+    top = shape.obj({k: v for k, v in data.items() if k != "source"} if source else data, "plan",
+                    _PLAN_KEYS)
     steps = tuple(_step(shape, s, f"steps[{i}]")
                   for i, s in enumerate(shape.typed(top["steps"], "steps", list)))
     if not steps:
@@ -135,7 +137,20 @@ def decode(data: Any, where: str = "the plan") -> Plan:
     return Plan(shape.text(top["project"], "project"), shape.text(top["spec"], "spec"),
                 shape.text(top["spec_digest"], "spec_digest"),
                 shape.text(top["name"], "name", null=True), shape.text(top["target"], "target"),
-                steps, shape.texts(top["notes"], "notes"), env_manager)
+                steps, shape.texts(top["notes"], "notes"), env_manager, source)
+
+
+_SOURCE_TYPES: dict[str, tuple[type, ...]] = {
+    "url": (str,), "version": (str, type(None)), "commit": (str,), "subdirectory": (str,)}
+
+
+def _source(shape: _Shape, value: Any) -> dict[str, Any]:
+    """The Git URL the plan's project was checked out from (optional: plans of a local PATH
+    have none)."""
+    found = shape.obj(value, "source", tuple(_SOURCE_TYPES))
+    for key, kinds in _SOURCE_TYPES.items():
+        shape.typed(found[key], f"source.{key}", *kinds)
+    return dict(found)
 
 
 def _step(shape: _Shape, value: Any, at: str) -> Step:

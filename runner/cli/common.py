@@ -28,6 +28,10 @@ def load_spec(args: argparse.Namespace) -> Spec | SpecError:
     from mlproject.runner.state.speccache import load_cached
     from mlproject.spec import SpecError
 
+    problem = checked_out(args)
+    if problem is not None:
+        error(problem)
+        return SpecError([])
     try:
         spec = load_cached(args.path, strict=args.strict)
     except SpecError as exc:
@@ -36,6 +40,41 @@ def load_spec(args: argparse.Namespace) -> Spec | SpecError:
     for warning in spec.warnings:
         sys.stderr.write(f"{warning}\n")
     return spec
+
+
+def checked_out(args: argparse.Namespace) -> str | None:
+    """Where PATH is a Git URL (the verbs with -v/--version: run, plan), its project checked
+    out (once per process: `args.path` becomes the project's directory in the work tree, and
+    `args.git_source` what the plan records of it); what is wrong, in words, otherwise."""
+    import os
+
+    from mlproject.runner.gitsource.url import looks_like_url
+
+    version, refresh = getattr(args, "version", None), getattr(args, "refresh", False)
+    if not hasattr(args, "version") or getattr(args, "git_source", None) is not None:
+        return None
+    if not looks_like_url(args.path) or os.path.exists(args.path):
+        if version is not None or refresh:
+            return ("-v/--version and --refresh take a Git URL as PATH (a local repository: "
+                    "file:///path/to/repo)")
+        return None
+    from mlproject.runner.gitsource import checkout, url
+    from mlproject.runner.util import proc
+
+    try:
+        source = url.parse(args.path)
+    except url.GitSourceError as exc:
+        return str(exc)
+    try:
+        done = checkout.checkout(source, version, refresh=refresh, log=say)
+    except url.GitSourceError as exc:
+        return str(exc)
+    except (proc.ProcError, OSError) as exc:
+        return source.scrub(f"cannot check out {source.shown}: {exc}")
+    args.path = done.project
+    args.git_source = {"url": source.shown, "version": version, "commit": done.commit,
+                       "subdirectory": source.subdirectory}
+    return None
 
 
 def make_plan(args: argparse.Namespace, *, acquire: bool = False,
@@ -55,6 +94,8 @@ def make_plan(args: argparse.Namespace, *, acquire: bool = False,
     overrides = Overrides(args.entry_point, tuple(args.param), args.env_manager)
 
     def made() -> Plan:
+        from dataclasses import replace
+
         from mlproject.runner.resolve import resolve
 
         found = observe_facts(spec.root, spec, args.entry_point, env_manager=args.env_manager,
@@ -64,6 +105,8 @@ def make_plan(args: argparse.Namespace, *, acquire: bool = False,
 
             found = acquire_facts(spec.root, spec, found, say)
         plan = resolve(spec, overrides, found)
+        if getattr(args, "git_source", None) is not None:
+            plan = replace(plan, source=args.git_source)
         if not received:
             return plan
         from mlproject.runner.facts.received import received_plan

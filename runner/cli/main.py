@@ -55,9 +55,19 @@ def _nonnegative(text: str) -> int:
     return _count(text, 0)
 
 
+def _source_args(parser: argparse.ArgumentParser) -> None:
+    """-v and --refresh, for the verbs whose PATH may be a Git URL (`mlflow run URL -v REV`)."""
+    parser.add_argument("-v", "--version", default=None, metavar="REV",
+                        help="with a Git URL as PATH (https://host/org/repo[#subdir], "
+                             "git@host:org/repo, file:///path): the commit, branch or tag to run "
+                             "(default: the remote's HEAD); fetched only when not cached")
+    parser.add_argument("--refresh", action="store_true",
+                        help="with a Git URL as PATH: fetch it first, even if REV is cached")
+
+
 def _project_args(parser: argparse.ArgumentParser, *, entry: bool = True) -> None:
     parser.add_argument("path", nargs="?", default=".", metavar="PATH",
-                        help="project directory or MLproject file (default: .)")
+                        help="project directory, MLproject file, or Git URL (default: .)")
     parser.add_argument("--strict", action="store_true",
                         help="treat warnings (keys MLflow ignores, defaults that do not fit "
                              "their type) as errors")
@@ -89,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = verbs.add_parser("run", help="run an entry point (and what it needs) and record it")
     _project_args(run)
+    _source_args(run)
     run.add_argument("--backend", default="local", choices=backends.names(),
                      help="where steps run (default: local)")
     run.add_argument("--backend-config", default=None, metavar="FILE|JSON",
@@ -117,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = verbs.add_parser("plan", help="print what `run` would do")
     _project_args(plan)
+    _source_args(plan)
     plan.add_argument("--json", action="store_true", help="machine-readable output")
     plan.add_argument("--backend", default=None, choices=backends.names(),
                       help="also show what each step would submit to this backend "

@@ -16,6 +16,11 @@ def render(plan: Plan) -> str:
     count = len(plan.steps)
     lines = [f"{plan.name or 'project'}: {count} step{'s' if count > 1 else ''} for "
              f"{plan.target!r} ({plan.spec_file})"]
+    if plan.source is not None:
+        src = plan.source
+        asked = f"-v {src['version']}" if src["version"] is not None else "its HEAD"
+        within = f", subdirectory {src['subdirectory']}" if src["subdirectory"] else ""
+        lines.append(f"source: {src['url']} at {src['commit']} ({asked}{within})")
     for number, step in enumerate(plan.steps, 1):
         env = step.environment
         lines.append(f"{number}. {step.entry_point}  fingerprint {step.fingerprint[:12]}")
