@@ -154,3 +154,18 @@ def test_plan_builds_mlflows_command(saved: str, entry: str, tmp_path: Path, cli
                                                      if k in used})
     if not mistyped and not any(kind == "path" for kind in types.values()):
         assert steps[-1]["command"] == mlflow["command"]  # no exception applies: exactly MLflow's
+
+
+def test_the_readme_maps_every_option_of_mlflow_run() -> None:
+    """The table of README's "Coming from `mlflow run`" names each option MLflow's own `run`
+    command has (read from the installed mlflow), and says what mlproject does with it."""
+    cli = pytest.importorskip("mlflow.cli", reason="the mlflow package (a test dependency) is "
+                              "not installed")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Coming from `mlflow run`", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| `")]
+    mapped = " ".join(row[0] for row in rows)
+    options = [max(p.opts, key=len) for p in cli.run.params if p.param_type_name == "option"]
+    assert options and all(f"`{o}" in mapped or f" {o}`" in mapped or f", {o}`" in mapped
+                           for o in options), (options, mapped)
+    assert all(len(row) == 3 and row[1].strip() and row[2].strip() for row in rows)

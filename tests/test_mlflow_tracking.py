@@ -304,3 +304,35 @@ def test_docker_args_as_mlflow_makes_them(cli: Callable[..., Result],
     assert not records.runs_dir(str(root)).exists() or not list(records.runs_dir(str(root)).iterdir())
     named = cli("run", str(root), "--run-name", "bad\nname")
     assert named.code == 2 and "--run-name" in named.err
+
+
+@pytest.mark.slow
+def test_in_a_container_mlflow_writes_the_runs_store_and_docker_args_reach_docker_run(
+        cli: Callable[..., Result], project: Callable[..., Path], real_store: Path,
+        docker: Any) -> None:
+    """The store's URI is moved into the container with the run directory (a step writing it
+    there: the test image has no mlflow, so the step puts a store mlflow wrote where the URI
+    says), and `-A e=NAME=VALUE` is `docker run -e NAME=VALUE`."""
+    step = ("import os, shutil; uri = os.environ['MLFLOW_TRACKING_URI']; "
+            "assert uri.startswith('sqlite:////mlproject/project/.mlproject/runs/'), uri; "
+            "shutil.copy('store.db', uri[len('sqlite:///'):]); print('given', os.environ['FROM_A'])")
+    text = f"""
+        name: boxed
+        environments:
+          box:
+            docker: {{image: "{docker.image}"}}
+        entry_points:
+          main:
+            environment: box
+            command: "python3 -c \\"{step}\\""
+    """
+    root = project({"MLproject": text, ".gitignore": ".mlproject/\n"})
+    shutil.copy(_db(real_store), root / "store.db")
+    git_init(root)
+    done = cli("run", str(root), "--backend", "docker", "--backend-config",
+               json.dumps({"network": "none"}), "-A", "e=FROM_A=yes")
+    assert done.code == 0, done.err
+    record = _only_record(root)
+    assert record["metrics"] == {"loss": 0.2, "acc": 0.9} and record["logged_params"] == {"alpha": "0.5"}
+    assert "given yes" in (records.runs_dir(str(root)) / record["id"] / "log.txt").read_text()
+    assert record["mlflow"]["tracking_uri"].startswith(f"sqlite:///{root}/.mlproject/runs/")

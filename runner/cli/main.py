@@ -122,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--queue-timeout", type=_seconds, default=None, metavar="SECONDS",
                      help="cancel a step the engine still holds in its queue after this long, "
                           "recording the engine's reason")
+    run.add_argument("-A", "--docker-args", action="append", default=[], metavar="NAME[=VALUE]",
+                     help="with --backend docker: `docker run --NAME VALUE` (as `mlflow run -A`); "
+                          "repeat for several")
+    run.add_argument("--experiment-name", default=None, metavar="NAME",
+                     help="the MLflow experiment the steps' mlflow calls log to (default: the "
+                          "user's MLFLOW_EXPERIMENT_NAME, else the project's name)")
+    run.add_argument("--run-name", default=None, metavar="NAME",
+                     help="a name for the run, kept in its record (and its MLflow export)")
     run.add_argument("--detach", action="store_true",
                      help="run in the background: print the run id of each step (one a line) "
                           "at once; follow with `mlproject logs ID -f`, `wait ID`, `cancel ID`")

@@ -21,6 +21,20 @@ def main(args: argparse.Namespace) -> int:
     settings = backend_settings(args.backend, getattr(args, "backend_config", None))
     if isinstance(settings, int):
         return settings
+    if getattr(args, "docker_args", None):
+        if args.backend != "docker":
+            return error("-A/--docker-args are options of `docker run`: give them with "
+                         "--backend docker")
+        from mlproject.runner.backends.docker.argv import ArgvError, docker_args
+
+        try:
+            settings["extra_args"] = [*settings.get("extra_args", []), *docker_args(args.docker_args)]
+        except ArgvError as exc:
+            return error(str(exc))
+    for flag, value in (("--experiment-name", getattr(args, "experiment_name", None)),
+                        ("--run-name", getattr(args, "run_name", None))):
+        if value is not None and (not value.strip() or len(value) > 250 or not value.isprintable()):
+            return error(f"{flag} {value[:40]!r}: a name of 1 to 250 printable characters")
     plan_file = getattr(args, "plan", None)
     if plan_file is not None:
         made = _from_file(args, plan_file)
@@ -37,7 +51,9 @@ def main(args: argparse.Namespace) -> int:
         options = Options(backend=args.backend, force=args.force, pull=args.pull,
                           settings=settings, allow_dirty=getattr(args, "allow_dirty", False),
                           queue_timeout=getattr(args, "queue_timeout", None),
-                          jobs=getattr(args, "jobs", 1))
+                          jobs=getattr(args, "jobs", 1),
+                          experiment=getattr(args, "experiment_name", None),
+                          run_name=getattr(args, "run_name", None))
         if detached:  # a supervisor of its own runs it; the run ids are printed at once
             from mlproject.runner import detach
 
@@ -88,7 +104,12 @@ def _from_file(args: argparse.Namespace, path: str) -> Plan | int:
             return error(f"{path}: the plan no longer matches {spec.root} (it was made in "
                          f"{planned.project}):\n  " + "\n  ".join(moved)
                          + "\nmake the plan again (`mlproject plan --json`) to run what is here")
-        return plancheck.completed(plan, here)
+        done = plancheck.completed(plan, here)
+        if getattr(args, "git_source", None) is not None:  # PATH was a Git URL, checked out
+            from dataclasses import replace
+
+            done = replace(done, source=args.git_source)
+        return done
 
     found = reported(checked)
     return found

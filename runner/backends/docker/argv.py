@@ -220,7 +220,12 @@ def _rebased(step: Step, root: str) -> Step:
 def _moved_values(values: Mapping[str, str], root: str) -> dict[str, str]:
     from mlproject.runner.plancheck import moved_path
 
-    return {k: moved_path(v, root, CONTAINER_ROOT) for k, v in values.items()}
+    def moved(value: str) -> str:
+        # a path, or a SQLite URI of one (the run's MLflow store, tracking.mlflowstore)
+        scheme = "sqlite:///" if value.startswith("sqlite:///") else ""
+        return scheme + moved_path(value[len(scheme):], root, CONTAINER_ROOT)
+
+    return {k: moved(v) for k, v in values.items()}
 
 
 def _outside(step: Step, root: str) -> list[tuple[str, str, bool]]:
