@@ -132,8 +132,9 @@ def decode(data: Any, where: str = "the plan") -> Plan:
         raise shape.fail("target", f"{top['target']!r} is not one of its steps")
     shape.texts(top["pending"], "pending")  # derived from the steps: checked, not kept
     env_manager = shape.text(top["env_manager"], "env_manager", null=True)
-    if env_manager not in (None, "local"):
-        raise shape.fail("env_manager", f"{env_manager!r} is not local or null")
+    if env_manager not in (None, "local", "uv", "virtualenv", "conda"):
+        raise shape.fail("env_manager", f"{env_manager!r} is not local, uv, virtualenv, conda "
+                         "or null")
     return Plan(shape.text(top["project"], "project"), shape.text(top["spec"], "spec"),
                 shape.text(top["spec_digest"], "spec_digest"),
                 shape.text(top["name"], "name", null=True), shape.text(top["target"], "target"),

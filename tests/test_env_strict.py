@@ -231,7 +231,7 @@ def test_the_environment_is_named_once(cli: Callable[..., Any], project: Callabl
         "MLproject": "conda_env: conda.yaml\nentry_points: {main: {command: 'python -c pass'}}\n",
         "conda.yaml": "channels: [conda-forge]\ndependencies: [python=3.11]\n",
     }, name="conda")
-    result = cli("run", str(conda))
+    result = cli("run", str(conda), "--env-manager", "conda")  # else translated for uv
     assert result.code == 2
     assert ("entry point 'main': environment 'conda_env': conda.yaml is not locked (there is no "
             "conda-lock.yml beside it)") in result.err

@@ -51,7 +51,8 @@ def checked_out(args: argparse.Namespace) -> str | None:
     from mlproject.runner.gitsource.url import looks_like_url
 
     version, refresh = getattr(args, "version", None), getattr(args, "refresh", False)
-    if not hasattr(args, "version") or getattr(args, "git_source", None) is not None:
+    # the verbs that take a Git URL have --refresh too (promote's --version is a model's)
+    if not hasattr(args, "refresh") or getattr(args, "git_source", None) is not None:
         return None
     if not looks_like_url(args.path) or os.path.exists(args.path):
         if version is not None or refresh:

@@ -65,6 +65,9 @@ def _source_args(parser: argparse.ArgumentParser) -> None:
                         help="with a Git URL as PATH: fetch it first, even if REV is cached")
 
 
+ENV_MANAGERS = ["local", "uv", "virtualenv", "conda"]  # mlflow run --env-manager's
+
+
 def _project_args(parser: argparse.ArgumentParser, *, entry: bool = True) -> None:
     parser.add_argument("path", nargs="?", default=".", metavar="PATH",
                         help="project directory, MLproject file, or Git URL (default: .)")
@@ -76,9 +79,12 @@ def _project_args(parser: argparse.ArgumentParser, *, entry: bool = True) -> Non
                             help="entry point to run (default: main)")
         parser.add_argument("-P", "--param", action="append", default=[], metavar="NAME=VALUE",
                             help="parameter value; repeat for several")
-        parser.add_argument("--env", choices=["local"], default=None, dest="env_manager",
-                            help="local: run in the current interpreter, whatever the entry point "
-                                 "declares (as MLflow's --env-manager local)")
+        parser.add_argument("--env", "--env-manager", choices=ENV_MANAGERS, default=None,
+                            dest="env_manager",
+                            help="as MLflow's --env-manager: local (the current interpreter, "
+                                 "whatever the entry point declares), uv or virtualenv (uv "
+                                 "environments; a conda.yaml translated to one), conda (the conda "
+                                 "environment, never translated); default: what is declared")
 
 
 _BACKEND_CONFIG = ("backend settings: a JSON object, or a .json or .toml file of keys; over "
@@ -241,8 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where points run (default: local)")
     sweep.add_argument("--backend-config", default=None, metavar="FILE|JSON",
                        help=_BACKEND_CONFIG)
-    sweep.add_argument("--env", choices=["local"], default=None, dest="env_manager",
-                       help="local: run in the current interpreter")
+    sweep.add_argument("--env", "--env-manager", choices=ENV_MANAGERS, default=None,
+                       dest="env_manager",
+                       help="as `run --env`: local, uv, virtualenv or conda")
     sweep.add_argument("--force", action="store_true",
                        help="run every point, also those whose fingerprint already succeeded")
     sweep.add_argument("--json", action="store_true", help="the sweep's points as JSON")
@@ -310,8 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="only this entry point and what it needs (default: all)")
     status.add_argument("-P", "--param", action="append", default=[], metavar="NAME=VALUE",
                         help="parameter value of ENTRY, as `run` takes it; repeat for several")
-    status.add_argument("--env", choices=["local"], default=None, dest="env_manager",
-                        help="local: as `run --env local`")
+    status.add_argument("--env", "--env-manager", choices=ENV_MANAGERS, default=None,
+                        dest="env_manager",
+                        help="as `run --env`: local, uv, virtualenv or conda")
     status.add_argument("--check", action="store_true",
                         help="exit 1 unless every step is up to date")
     status.add_argument("--json", action="store_true", help="machine-readable output")

@@ -10,7 +10,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -141,8 +141,23 @@ def acquired_recipe(root: str, env: Environment, log: Log) -> PythonRecipe:
     return found
 
 
-def _recipe(root: str, env: Environment, log: Log, *, resolve: bool) -> PythonRecipe | str:
-    wanted = inputs(root, env)
+def translated_recipe(root: str, env: Environment, log: Log, *,
+                      resolve: bool) -> PythonRecipe | str:
+    """The recipe of a conda environment file built as a uv environment (condatranslate): its
+    `source` names each conda spec and the requirement it became, so the record holds them."""
+    from mlproject.runner.envs import condatranslate
+
+    wanted, found = condatranslate.inputs(root, env)
+    got = _recipe(root, env, log, resolve=resolve, wanted=wanted)
+    if isinstance(got, str):
+        return got
+    source = found.source(str(env.file)) + (", resolved by uv" if got.resolved else "")
+    return replace(got, source=source, warnings=found.notes)
+
+
+def _recipe(root: str, env: Environment, log: Log, *, resolve: bool,
+            wanted: Inputs | None = None) -> PythonRecipe | str:
+    wanted = wanted or inputs(root, env)
     interpreter = interpreters.locate(wanted.python)
     if interpreter.version.split(".")[0] == "2":
         raise EnvError(f"Python {interpreter.version} is installed ({interpreter.path}), but uv "

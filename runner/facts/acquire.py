@@ -23,7 +23,9 @@ def acquire_facts(root: str, spec: Spec, facts: Facts,
         if fact.pending and (envs is None or name in envs):
             from mlproject.runner.envs import recipes
 
-            acquired[name] = recipes.acquire(root, spec.environments[name], log)
+            declared = spec.environments[name]
+            acquired[name] = recipes.acquire(root, declared, log, translated=(
+                declared.kind == "conda" and fact.kind == "python"))
     data = dict(facts.data)
     if facts.data_pending:
         from mlproject.runner.data.pins import pin_input

@@ -43,7 +43,8 @@ def observe_facts(root: str, spec: Spec | None = None, target: str | Sequence[st
             if wanted and wanted not in envs:
                 from mlproject.runner.envs import recipes
 
-                envs[wanted] = recipes.observe(root, spec.environments[wanted], log)
+                envs[wanted] = recipes.observe(root, spec.environments[wanted], log,
+                                               manager=env_manager)
                 digest = _unlocked_inputs(root, spec.environments[wanted], envs[wanted])
                 if digest:
                     env_inputs[wanted] = digest
@@ -72,7 +73,8 @@ def _import_path() -> list[str]:
 def _unlocked_inputs(root: str, env: Environment, fact: EnvFact) -> str | None:
     """For a python environment whose pins are resolved when it is run (no lock), the digest
     of what that resolution is cached by; None for any other environment."""
-    if env.kind != "python" or fact.error is not None:
+    translated = env.kind == "conda" and fact.kind == "python"  # a conda file built by uv
+    if (env.kind != "python" and not translated) or fact.error is not None:
         return None
     if fact.recipe is not None and not getattr(fact.recipe, "resolved", False):
         return None  # locked: the recipe's key is the same under `plan` and `run`
@@ -80,7 +82,12 @@ def _unlocked_inputs(root: str, env: Environment, fact: EnvFact) -> str | None:
     from mlproject.runner.envs.base import EnvError
 
     try:
-        wanted = python.inputs(root, env)
+        if translated:
+            from mlproject.runner.envs import condatranslate
+
+            wanted = condatranslate.inputs(root, env)[0]
+        else:
+            wanted = python.inputs(root, env)
         interpreter = interpreters.locate(wanted.python)
         text = wanted.digest(wanted.parse()) if wanted.origin is not None else ""
     except EnvError:
