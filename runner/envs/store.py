@@ -15,13 +15,11 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
 from mlproject.runner.envs.base import EnvError, Log, Recipe
-from mlproject.runner.util.files import cache_root, write_atomic
+from mlproject.runner.util.files import cache_root, locked, write_atomic
 
 MARKER = ".mlproject-env.json"
 USED = ".mlproject-used"
@@ -29,21 +27,6 @@ USED = ".mlproject-used"
 
 def default_root() -> Path:
     return cache_root() / "envs"
-
-
-@contextmanager
-def _locked(path: Path, log: Log, what: str) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log(f"waiting for another mlproject that is building {what}")
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class Hold:
@@ -129,7 +112,7 @@ class EnvStore:
             self._touch(prefix)
             return prefix, False
         name = f"the {recipe.kind} environment {recipe.key[:12]}"
-        with _locked(self._lock_file(recipe.key, ".lock"), log, name):
+        with locked(self._lock_file(recipe.key, ".lock"), log, f"building {name}"):
             reason = self.problem(recipe)
             if reason is None:  # another process built it while we waited
                 self._touch(prefix)
@@ -190,7 +173,7 @@ class EnvStore:
                 except BlockingIOError:
                     held.append(str(prefix))  # a run uses it, or waits to build it
                     continue
-                with _locked(self._lock_file(prefix.name, ".lock"), lambda _: None, prefix.name):
+                with locked(self._lock_file(prefix.name, ".lock"), lambda _: None, prefix.name):
                     again = _entry(prefix)  # a build may have finished while we waited
                     if again is not None and _stale(again, older_than):
                         shutil.rmtree(prefix, ignore_errors=True)

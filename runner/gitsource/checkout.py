@@ -18,14 +18,13 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from mlproject.runner.gitsource.url import PROTOCOLS, GitSourceError, GitUrl
 from mlproject.runner.util import proc
-from mlproject.runner.util.files import cache_root
+from mlproject.runner.util.files import cache_root, locked
 
 Log = Callable[[str], None]
 HEAD_REF = "refs/mlproject/remote-head"
@@ -52,7 +51,7 @@ def checkout(source: GitUrl, version: str | None, *, refresh: bool, log: Log) ->
         raise GitSourceError(f"-v {version!r}: not a commit, branch or tag")
     base = cache_root() / "sources" / source.cache_name()
     repo = base / "repo.git"
-    with _locked(base / "lock", log, f"fetching {source.shown}"):
+    with locked(base / "lock", log, f"fetching {source.shown}"):
         fetched = _cloned(source, base, repo, log) or (refresh and _fetch(source, repo, log))
         commit = _commit(repo, version)
         if commit is None and not fetched:
@@ -205,18 +204,3 @@ def _project_dir(tree: str, source: GitUrl) -> str:
         raise GitSourceError(f"subdirectory {source.subdirectory!r}: no such directory in "
                              f"{source.shown}")
     return path
-
-
-@contextmanager
-def _locked(path: Path, log: Log, what: str) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log(f"waiting for another mlproject that is {what}")
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -49,3 +51,23 @@ def _umask() -> int:
     os.umask(mask)
     return mask
 
+
+
+@contextmanager
+def locked(path: Path, log: Callable[[str], None], doing: str) -> Iterator[None]:
+    """An exclusive lock on the file `path` (made, with its directory, if need be) while the
+    block runs; when another process holds it, `log` says once that this one waits for the
+    other, which is `doing` something."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"waiting for another mlproject that is {doing}")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
