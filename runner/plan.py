@@ -128,7 +128,7 @@ class Plan:
     target: str
     steps: tuple[Step, ...]
     notes: tuple[str, ...] = ()
-    env_manager: str | None = None  # "local": --env local
+    env_manager: str | None = None  # --env-manager: local, uv, virtualenv, conda (None: declared)
     # where PATH was a Git URL: {"url" (credentials redacted), "version" (-v as given, None: the
     # remote's HEAD), "commit" (full), "subdirectory" ('' for the root)}; `project` is the
     # project in the work tree of that commit. In the JSON only where there is one.

@@ -30,7 +30,8 @@ class ResolveError(Exception):
 class Overrides:
     entry_point: str = "main"
     params: tuple[str, ...] = ()  # `-P name=value`, as typed
-    env_manager: str | None = None  # "local": the current interpreter, whatever is declared
+    env_manager: str | None = None  # "local": the current interpreter, whatever is declared;
+    # uv, virtualenv: a conda file built as a uv environment; conda: never translated
 
 
 def parse_params(raw: Sequence[str]) -> dict[str, str]:

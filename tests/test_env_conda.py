@@ -176,17 +176,19 @@ def test_lock_for_another_platform(locked: tuple[Path, cc.Channel]) -> None:
 
 def test_lock_without_a_solver_fails_at_once(locked: tuple[Path, cc.Channel], tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    root, _ = locked
+    root, channel = locked
     empty = tmp_path / "empty-path"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
+    shutil.rmtree(channel.root)  # nor can py-rattler solve it (tests/test_env_conda_solve.py)
     started = time.monotonic()
     with pytest.raises(EnvError) as caught:
         lock_conda(str(root), ENV, lambda _: None)
     assert time.monotonic() - started < 1
     assert str(caught.value) == (
         "conda-lock needs conda, mamba or micromamba, and none is on PATH; install one "
-        "(e.g. micromamba) or write conda-lock.yml elsewhere")
+        "(e.g. micromamba) or write conda-lock.yml elsewhere (py-rattler cannot solve it here: "
+        f"channel {channel.url} cannot be reached (no repodata.json))")
 
 
 def test_unhealthy_when_a_record_is_removed(locked: tuple[Path, cc.Channel], tmp_path: Path) -> None:

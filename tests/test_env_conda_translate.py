@@ -74,12 +74,23 @@ def test_pip_and_the_interpreters_own_packages(tmp_path: Path) -> None:
     ("dependencies: ['--index-url=x']", "not a package name"),
     ("dependencies: [{conda: [x]}]", "only a `pip:` list"),
     ("dependencies: [7]", "not a match spec"),
+    ('dependencies: ["six=1.2\\n--index-url=https://evil/simple"]', "not a match spec"),
+    ('dependencies: [{pip: ["six\\n--index-url=https://evil/simple"]}]', "a requirement is one line"),
+    ('dependencies: [{pip: ["six\\r-e ."]}]', "a requirement is one line"),
+    ("dependencies: [[a, [b]]]", "not a match spec"),
+    ("dependencies: [{pip: [{a: 1}]}]", "not a requirement"),
+    # aliases: a few lines that are a value of 9**8 leaves, never to be made text whole
+    ("a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+     "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+     "g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]\nh: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]\n"
+     "dependencies: [*h, {pip: *h}, {pip: [*h]}, {conda: *h}]\n", "not a match spec"),
     ("dependencies: ['numpy=1.2$(id)']", "a version pip has no form for"),
     ("dependencies: ['numpy=1.2 $(rm -rf ~)']", "not a package name"),
 ])
 def test_what_needs_conda_or_is_not_a_requirement_is_refused_named(
         tmp_path: Path, text: str, refused: str) -> None:
-    with pytest.raises(EnvError, match=r"no conda-lock\.yml, no conda program is here") as caught:
+    with pytest.raises(EnvError, match=r"^conda\.yaml cannot be built as a uv environment: ") as caught:
         _translate(tmp_path, text)
     assert refused in str(caught.value)
 
@@ -110,8 +121,9 @@ def test_when_it_is_translated(tmp_path: Path) -> None:
     assert not condatranslate.wanted(str(tmp_path), python, "uv")
 
 
+@pytest.mark.slow
 def test_a_translated_environment_runs_and_its_record_says_how(
-        cli: Callable[..., Result], project: Callable[..., Path]) -> None:
+        cli: Callable[..., Result], project: Callable[..., Path], tmp_path: Path) -> None:
     root = git_init(project({"MLproject": SPEC, "conda.yaml": CONDA}))
     planned = cli("plan", str(root))
     assert planned.code == 0 and "conda.yaml, translated for uv" in planned.out, planned.out
@@ -126,8 +138,18 @@ def test_a_translated_environment_runs_and_its_record_says_how(
     assert "conda-forge::six=1.16 -> six==1.16.*" in recipe["lock"]
     assert any(p.startswith("six==1.16.") for p in recipe["pins"])
     assert "1.16." in (run_dir / "log.txt").read_text()
+    assert recipe["translated"] == [
+        {"conda": "python", "requirement": "pip, setuptools, wheel"},
+        {"conda": "conda-forge::six=1.16", "requirement": "six==1.16.*"}]
     again = cli("run", str(root))  # the same fingerprint: up to date, nothing resolved again
     assert again.code == 0 and "resolving" not in again.err
+    plan = cli("plan", str(root), "--json")
+    assert json.loads(plan.out)["steps"][0]["environment"]["kind"] == "python"
+    (tmp_path / "plan.json").write_text(plan.out)
+    replayed = cli("run", str(root), "--plan", str(tmp_path / "plan.json"), "--force")
+    assert replayed.code == 0, replayed.err
+    latest = records.list_runs(str(root))[-1]["environment"]
+    assert "six==1.16.*" in latest["recipe"]["lock"] and latest["key"] == record["environment"]["key"]
 
 
 def test_env_manager_as_mlflow_spells_it(cli: Callable[..., Result],
@@ -148,3 +170,50 @@ def test_env_manager_as_mlflow_spells_it(cli: Callable[..., Result],
     with pytest.raises(SystemExit) as caught:  # argparse's own refusal, exit 2
         cli("run", str(root), "--env-manager", "mamba")
     assert caught.value.code == 2
+
+
+def test_a_lock_beside_it_is_not_translated_unless_asked(
+        cli: Callable[..., Result], project: Callable[..., Path]) -> None:
+    root = git_init(project({"MLproject": SPEC, "conda.yaml": CONDA,
+                             "conda-lock.yml": "version: 1\nmetadata: {}\npackage: []\n"}))
+    conda = cli("plan", str(root))  # the lock (here with no packages for this platform) is used
+    assert "(conda: conda.yaml; cannot be built:" in conda.out and "has no packages for" in conda.out
+    uv = json.loads(cli("plan", str(root), "--env-manager", "virtualenv", "--json").out)
+    env = uv["steps"][0]["environment"]
+    assert uv["env_manager"] == "virtualenv" and env["kind"] == "python", env
+    assert "translated for uv" in json.dumps(env)
+
+
+def test_a_name_in_neither_list_is_taken_as_a_pypi_name(tmp_path: Path) -> None:
+    found = _translate(tmp_path, "dependencies: [python=3.11, pytorch, zz-not-mapped=2, numpy]")
+    assert found.requirements[-3:] == ("torch", "zz-not-mapped==2.*", "numpy")
+    assert found.unmapped == ("zz-not-mapped",)  # uv's resolution checks those; see python.py
+
+
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "mlflow-projects"
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"MLflow's example projects are not at {CORPUS}")
+@pytest.mark.parametrize(("name", "python", "requirements"), [
+    ("sklearn_logistic_regression", "3.6",
+     ("pip", "setuptools", "wheel", "scikit-learn==0.19.1.*", "mlflow>=1.0")),
+    ("lightgbm_native", "3.7", ("pip", "setuptools", "wheel", "mlflow>=1.6.0", "matplotlib",
+                                "lightgbm")),
+    ("xgboost_native", "3.7", ("pip", "setuptools", "wheel", "mlflow>=1.6.0", "scipy",
+                               "scikit-learn", "matplotlib", "xgboost")),
+])
+def test_mlflows_own_conda_files_translate(name: str, python: str,
+                                           requirements: tuple[str, ...]) -> None:
+    found = condatranslate.translate(CORPUS / name / "conda.yaml", "conda.yaml")
+    assert (found.python, found.requirements, found.notes) == (python, requirements, ())
+
+
+def test_what_needs_conda_is_refused_by_run_in_one_message(
+        cli: Callable[..., Result], project: Callable[..., Path]) -> None:
+    root = git_init(project({"MLproject": SPEC, "conda.yaml": "channels: [conda-forge]\n"
+                             "dependencies: [python=3.10, cudatoolkit=11.8, numpy, libgcc-ng]\n"}))
+    done = cli("run", str(root))
+    assert done.code == 2 and "Traceback" not in done.err, done.err
+    assert ("environment 'conda_env': conda.yaml cannot be built as a uv environment: these are "
+            "not for pip: cudatoolkit, libgcc-ng; give their pip equivalents under `pip:`, or lock "
+            "it where conda is (`mlproject lock`) to run it as a conda environment") in done.err

@@ -2,8 +2,9 @@
 
 Every conda package of the platform is fetched and checked against the lock's hash before
 anything is installed; py-rattler then links them into the prefix, and uv installs the lock's
-pip packages with hashes required. Nothing is solved at run time: no lock, no environment.
-`mlproject lock` is the one place a solver is needed, and it is conda-lock's.
+pip packages with hashes required. Without a lock, the file is solved with py-rattler
+(condasolve) where its channels answer, and the lock written; otherwise no lock, no environment.
+`mlproject lock` runs conda-lock where conda is, py-rattler where it is not.
 """
 from __future__ import annotations
 
@@ -158,14 +159,22 @@ def lock_conda(root: str, env: Environment, log: Log) -> Path:
     # conda-lock on PATH (also one installed with pipx), else the one mlproject[conda] put
     # beside this interpreter, run as a module: the environment need not be activated.
     program = shutil.which("conda-lock")
-    if program is None and not extras.has_extra("conda"):
-        raise NeedsCondaLock(f"locking {env_file} needs conda-lock: {extras.install_line('conda')}")
-    conda_lock = [program] if program else [sys.executable, "-m", "conda_lock"]
     solver = next((found for found in map(shutil.which, SOLVERS) if found), None)
-    if solver is None:
-        raise EnvError("conda-lock needs conda, mamba or micromamba, and none is on PATH; install one "
-                       f"(e.g. micromamba) or write {lock_file} elsewhere")
     env_path = Path(root) / env_file
+    if (program is None and not extras.has_extra("conda")) or solver is None:
+        # no conda-lock or nothing for it to run: py-rattler solves, where the channels answer
+        from mlproject.runner.envs import condasolve
+
+        why = condasolve.unreachable(env_path) if env_path.is_file() else f"{env_file} is missing"
+        if why is None:
+            return condasolve.solve(env_path, Path(root) / lock_file, env_file, log)
+        if program is None and not extras.has_extra("conda"):
+            raise NeedsCondaLock(f"locking {env_file} needs conda-lock: {extras.install_line('conda')} "
+                                 f"(py-rattler cannot solve it here: {why})")
+        raise EnvError("conda-lock needs conda, mamba or micromamba, and none is on PATH; install one "
+                       f"(e.g. micromamba) or write {lock_file} elsewhere (py-rattler cannot solve "
+                       f"it here: {why})")
+    conda_lock = [program] if program else [sys.executable, "-m", "conda_lock"]
     args = [*conda_lock, "lock", "--conda", solver, "-f", env_file, "--lockfile", lock_file]
     if not condalock.declared_platforms(env_path):
         args += ["-p", condalock.current_platform()]
@@ -179,15 +188,39 @@ def lock_conda(root: str, env: Environment, log: Log) -> Path:
     return lock_path
 
 
-def observed_recipe(root: str, env: Environment, log: Log) -> CondaRecipe:
-    """The recipe from the lock (read only: nothing is solved, at plan or run time)."""
+def solvable(root: str, env: Environment) -> bool:
+    """Whether the environment has no lock, and py-rattler can solve it here (its channels
+    are reached): `run` then writes the lock, `plan` says it would."""
+    env_file, lock_file = _paths(env)
+    if (Path(root) / lock_file).is_file() or not (Path(root) / env_file).is_file():
+        return False
+    from mlproject.runner.envs import condasolve
+
+    return condasolve.unreachable(Path(root) / env_file) is None
+
+
+def observed_recipe(root: str, env: Environment, log: Log) -> CondaRecipe | str:
+    """The recipe from the lock (read only: nothing is solved at plan time); without a lock
+    but with its channels reached, what `run` would do instead."""
+    if solvable(root, env):
+        env_file, lock_file = _paths(env)
+        return f"{env_file} would be solved with py-rattler into {lock_file}, then installed"
     found, warnings = conda_recipe(root, env)
     for warning in warnings:
         log(f"warning: {warning}")
     return found
 
 
-acquired_recipe = observed_recipe  # a conda environment is installed from its lock alone
+def acquired_recipe(root: str, env: Environment, log: Log) -> CondaRecipe:
+    """The recipe from the lock; without one, solved with py-rattler into one first."""
+    if solvable(root, env):
+        from mlproject.runner.envs import condasolve
+
+        env_file, lock_file = _paths(env)
+        condasolve.solve(Path(root) / env_file, Path(root) / lock_file, env_file, log)
+    found = observed_recipe(root, env, log)
+    assert not isinstance(found, str)  # the lock is there now
+    return found
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,11 @@ PYPI_NAMES = {
     "scikit-learn": "scikit-learn", "libprotobuf": None, "protobuf": "protobuf",
     "graphviz": None, "python-graphviz": "graphviz", "pytorch-cpu": "torch",
     "ruamel_yaml": "ruamel.yaml", "typing_extensions": "typing-extensions",
+    "tensorflow-gpu": "tensorflow", "pytorch-gpu": "torch", "pyyaml": "PyYAML",
+    # the same name on both: known, so not left to uv's resolution to check
+    "numpy": "numpy", "scipy": "scipy", "pandas": "pandas", "matplotlib": "matplotlib",
+    "requests": "requests", "six": "six", "mlflow": "mlflow", "xgboost": "xgboost",
+    "lightgbm": "lightgbm", "tensorflow": "tensorflow", "keras": "keras", "click": "click",
 }
 # what only conda has: native libraries and toolchains, conda's own machinery
 CONDA_ONLY = re.compile(r"^(cudatoolkit|cuda-.*|cudnn|nccl|mkl(-.*)?|intel-openmp|blas|libblas|"
@@ -52,6 +57,7 @@ class Translation:
     requirements: tuple[str, ...]
     translated: tuple[tuple[str, str], ...]  # (conda spec, requirement)
     notes: tuple[str, ...]
+    unmapped: tuple[str, ...] = ()  # conda names taken as PyPI names: uv's resolution checks them
 
     def source(self, env_file: str) -> str:
         """The recipe's `source`: the file, and each conda spec with what it became."""
@@ -118,6 +124,15 @@ def _spec_requirement(spec: str) -> tuple[str | None, str | None, str | None]:
     return f"{pypi}{version}", note, None
 
 
+def _shown(value: object) -> str:
+    """A YAML value in a message, bounded: aliases can make a small file a huge value."""
+    import reprlib
+
+    bounded = reprlib.Repr()
+    bounded.maxlevel, bounded.maxstring, bounded.maxother = 2, 60, 60
+    return bounded.repr(value)
+
+
 def _python(spec: str) -> str | None:
     found = re.fullmatch(r"python\s*(?:==?|\s)\s*(\d+(?:\.\d+){0,2})(?:\.\*)?(?:=.*)?", spec.strip())
     return found.group(1) if found else None
@@ -149,22 +164,25 @@ def translate(env_file: Path, shown: str) -> Translation:
     translated: list[tuple[str, str]] = []
     notes: list[str] = []
     refused: list[str] = []
+    unmapped: list[str] = []
     for item in deps:
         if isinstance(item, dict):
             if set(item) != {"pip"} or not isinstance(item["pip"], list):
-                refused.append(f"{str(item)[:60]} (only a `pip:` list may stand among them)")
+                refused.append(f"{_shown(item)} (only a `pip:` list may stand among them)")
                 continue
             for line in item["pip"]:
                 if not isinstance(line, str) or not line.strip():
-                    refused.append(f"pip: {str(line)[:60]!r} (not a requirement)")
+                    refused.append(f"pip: {_shown(line)} (not a requirement)")
+                elif not line.strip().isprintable():  # a line break would start a line of its own
+                    refused.append(f"pip: {_shown(line)} (a requirement is one line)")
                 elif line.strip().startswith("-"):
                     refused.append(f"pip: {line.strip()[:60]!r} (an option of pip's: where "
                                    "packages come from is not translated)")
                 else:
                     requirements.append(line.strip())
             continue
-        if not isinstance(item, str) or not item.strip():
-            refused.append(f"{str(item)[:60]!r} (not a match spec)")
+        if not isinstance(item, str) or not item.strip() or not item.strip().isprintable():
+            refused.append(f"{_shown(item)} (not a match spec)")
             continue
         spec = item.strip()
         head = re.split(r"[\s=<>!~]", spec.split("::")[-1], maxsplit=1)[0].lower()
@@ -183,6 +201,8 @@ def translate(env_file: Path, shown: str) -> Translation:
         assert requirement is not None
         requirements.append(requirement)
         translated.append((spec, requirement))
+        if head not in PYPI_NAMES:
+            unmapped.append(re.split(r"[=<>!~,*]", requirement, maxsplit=1)[0])
         if note:
             notes.append(note)
     # A conda environment's python comes with pip, setuptools and wheel (pip's dependencies
@@ -193,11 +213,14 @@ def translate(env_file: Path, shown: str) -> Translation:
         requirements[:0] = basics
         translated.insert(0, ("python", ", ".join(basics)))
     if refused:
-        raise EnvError(f"{shown} has no conda-lock.yml, no conda program is here, and "
+        more = f" and {len(refused) - 20} more" if len(refused) > 20 else ""
+        raise EnvError(f"{shown} cannot be built as a uv environment: "
                        f"{'these are' if len(refused) > 1 else 'this is'} not for pip: "
-                       f"{', '.join(refused)}; lock it where conda is (`mlproject lock`), or "
-                       "give their pip equivalents under `pip:`")
-    return Translation(python, tuple(requirements), tuple(translated), tuple(notes))
+                       f"{', '.join(refused[:20])}{more}; give their pip equivalents under "
+                       "`pip:`, or lock it where conda is (`mlproject lock`) to run it as a "
+                       "conda environment")
+    return Translation(python, tuple(requirements), tuple(translated), tuple(notes),
+                       tuple(unmapped))
 
 
 def inputs(root: str, env: Environment) -> tuple[Inputs, Translation]:

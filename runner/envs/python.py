@@ -55,13 +55,19 @@ class PythonRecipe:
     resolved: bool = False  # pins resolved now, not read from a lock in the project
     warnings: tuple[str, ...] = field(default=(), compare=False)
     request: str | None = field(default=None, compare=False)  # `python:` as declared
+    # a conda file built as a uv environment (condatranslate): (conda spec, requirement) pairs
+    translated: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     def describe(self) -> dict[str, Any]:
-        return {"python": self.interpreter.path, "version": self.interpreter.version,
-                "lock": self.source, "resolved_now": self.resolved,
-                "require_hashes": self.lock.hashed,
-                "pins": [p.requirement + (f"; {p.marker}" if p.marker else "")
-                         for p in self.lock.pins]}
+        found = {"python": self.interpreter.path, "version": self.interpreter.version,
+                 "lock": self.source, "resolved_now": self.resolved,
+                 "require_hashes": self.lock.hashed,
+                 "pins": [p.requirement + (f"; {p.marker}" if p.marker else "")
+                          for p in self.lock.pins]}
+        if self.translated:
+            found["translated"] = [{"conda": spec, "requirement": requirement}
+                                   for spec, requirement in self.translated]
+        return found
 
     def build(self, prefix: Path, log: Log) -> None:
         env = uv_env()
@@ -125,7 +131,8 @@ def _with_key(recipe: PythonRecipe) -> PythonRecipe:
                           "platform": f"{sys.platform}-{os.uname().machine}"},
                "pins": [p.to_json() for p in recipe.lock.pins]}
     return PythonRecipe(recipe.interpreter, recipe.lock, recipe.source, env_key("python", content),
-                        resolved=recipe.resolved, warnings=recipe.warnings, request=recipe.request)
+                        resolved=recipe.resolved, warnings=recipe.warnings, request=recipe.request,
+                        translated=recipe.translated)
 
 
 def observed_recipe(root: str, env: Environment, log: Log) -> PythonRecipe | str:
@@ -148,11 +155,20 @@ def translated_recipe(root: str, env: Environment, log: Log, *,
     from mlproject.runner.envs import condatranslate
 
     wanted, found = condatranslate.inputs(root, env)
-    got = _recipe(root, env, log, resolve=resolve, wanted=wanted)
+    try:
+        got = _recipe(root, env, log, resolve=resolve, wanted=wanted)
+    except EnvError as exc:
+        if not found.unmapped:
+            raise
+        # a conda name in neither of condatranslate's lists is taken to be the same on PyPI,
+        # and uv's resolution is what checks it: say so where it fails
+        raise EnvError(f"{env.file} translated for uv, its conda names {', '.join(found.unmapped)} "
+                       f"taken as PyPI names (give pip names under `pip:` where they differ): "
+                       f"{exc}") from None
     if isinstance(got, str):
         return got
     source = found.source(str(env.file)) + (", resolved by uv" if got.resolved else "")
-    return replace(got, source=source, warnings=found.notes)
+    return replace(got, source=source, warnings=found.notes, translated=found.translated)
 
 
 def _recipe(root: str, env: Environment, log: Log, *, resolve: bool,
@@ -293,6 +309,12 @@ def write_lock(root: str, env: Environment, log: Log) -> Path:
 
 
 @dataclass(frozen=True)
+class Translated:
+    conda: str  # a spec of a conda environment file
+    requirement: str  # the pip requirement it became
+
+
+@dataclass(frozen=True)
 class PlanData:
     """A python environment as a plan holds it: enough to build it on another machine."""
     python: str | None  # the interpreter asked for (`python:`); None: the planning one's X.Y
@@ -304,13 +326,15 @@ class PlanData:
     options: tuple[str, ...]  # index options
     pins: tuple[requirements.PackagePin, ...]
     key: str
+    translated: tuple[Translated, ...]  # a conda file built as a uv environment: what became what
 
 
 def plan_data(recipe: PythonRecipe) -> dict[str, Any]:
     return plandata.encoded(PlanData(
         recipe.request, recipe.interpreter.version, recipe.interpreter.implementation,
         recipe.interpreter.path, recipe.source, recipe.resolved, recipe.lock.options,
-        recipe.lock.pins, recipe.key), PlanData)
+        recipe.lock.pins, recipe.key, tuple(Translated(*pair) for pair in recipe.translated)),
+        PlanData)
 
 
 def decode_plan(data: Any) -> PlanData:
@@ -360,4 +384,5 @@ def _planned_recipe(planned: PlanData, interpreter: interpreters.Interpreter) ->
     lock = Requirements(planned.pins, (), planned.options,
                         tuple(p.name for p in planned.pins))
     return _with_key(PythonRecipe(interpreter, lock, planned.source, resolved=planned.resolved,
-                                  request=planned.python))
+                                  request=planned.python,
+                                  translated=tuple((t.conda, t.requirement) for t in planned.translated)))
