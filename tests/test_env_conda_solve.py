@@ -120,3 +120,8 @@ def test_run_solves_writes_the_lock_and_installs(unlocked: tuple[Path, cc.Channe
     again = cli("run", str(root))
     assert again.code == 0 and "py-rattler" not in again.err, again.err
     assert records.list_runs(str(root))[-1]["environment"]["key"] == record["key"]
+    # the same file as a uv environment is another environment, and another fingerprint
+    conda = json.loads(cli("plan", str(root), "--json").out)["steps"][0]
+    uv = json.loads(cli("plan", str(root), "--env-manager", "uv", "--json").out)["steps"][0]
+    assert conda["environment"]["kind"] == "conda" and uv["environment"]["kind"] == "python"
+    assert conda["fingerprint"] != uv["fingerprint"], (conda, uv)

@@ -217,3 +217,22 @@ def test_what_needs_conda_is_refused_by_run_in_one_message(
     assert ("environment 'conda_env': conda.yaml cannot be built as a uv environment: these are "
             "not for pip: cudatoolkit, libgcc-ng; give their pip equivalents under `pip:`, or lock "
             "it where conda is (`mlproject lock`) to run it as a conda environment") in done.err
+
+
+@pytest.mark.slow
+def test_python_3_6_as_an_old_mlflow_example_asks(cli: Callable[..., Result],
+                                                  project: Callable[..., Path]) -> None:
+    """pyenv's 3.6 (uv builds environments for it, though it supports 3.7+ itself)."""
+    from mlproject.runner.envs import interpreters
+
+    try:
+        interpreters.locate("3.6")
+    except EnvError as exc:
+        pytest.skip(f"no Python 3.6 here: {exc}")
+    root = git_init(project({"MLproject": SPEC, "conda.yaml": "dependencies: [python=3.6, six=1.16]\n"}))
+    done = cli("run", str(root))
+    assert done.code == 0, done.err
+    [run_dir] = list(records.runs_dir(str(root)).iterdir())
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["environment"]["recipe"]["version"].startswith("3.6.")
+    assert "1.16.0 (3, 6)" in (run_dir / "log.txt").read_text()

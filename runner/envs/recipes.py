@@ -52,7 +52,8 @@ def _fact(root: str, env: Environment, log: Log, *, acquire: bool,
     entry = kind(env.kind)
     if manager == "conda" and env.kind == "python":
         return EnvFact(env.name, env.kind, None, False, detail, "--env-manager conda: it is a "
-                       "Python environment (python_env or requirements), not a conda one")
+                       "Python environment (python_env or requirements), not a conda one; use "
+                       "--env-manager virtualenv, uv or local (as mlflow run refuses it too)")
     if condatranslate.wanted(root, env, manager):
         from mlproject.runner.envs import python
 
