@@ -14,7 +14,7 @@ import yaml
 from conftest import Result, git_init
 from mlproject.runner.envs import condalock, condasolve
 from mlproject.runner.envs.base import EnvError
-from mlproject.runner.envs.conda import conda_recipe, lock_conda
+from mlproject.runner.envs.conda import conda_recipe, lock_conda, observed_recipe
 from mlproject.runner.envs.condatranslate import wanted
 from mlproject.runner.state import records
 from mlproject.spec.model import Environment
@@ -97,6 +97,10 @@ def test_a_solvable_file_is_not_translated(unlocked: tuple[Path, cc.Channel]) ->
     assert wanted(str(root), ENV, "virtualenv")  # unless a uv one is asked for
     (root / "conda.yaml").write_text("channels: ['https://conda.invalid/c']\ndependencies: [six]\n")
     assert wanted(str(root), ENV, None)  # nothing can solve it: translated
+    with pytest.raises(EnvError) as caught:  # unless conda is asked for
+        observed_recipe(str(root), ENV, print)
+    assert ("installs conda environments only from a lock; py-rattler cannot solve it here: "
+            "channel https://conda.invalid/c cannot be reached (") in str(caught.value)
 
 
 def test_run_solves_writes_the_lock_and_installs(unlocked: tuple[Path, cc.Channel],

@@ -205,7 +205,16 @@ def observed_recipe(root: str, env: Environment, log: Log) -> CondaRecipe | str:
     if solvable(root, env):
         env_file, lock_file = _paths(env)
         return f"{env_file} would be solved with py-rattler into {lock_file}, then installed"
-    found, warnings = conda_recipe(root, env)
+    try:
+        found, warnings = conda_recipe(root, env)
+    except EnvError as exc:
+        env_file, lock_file = _paths(env)
+        if (Path(root) / lock_file).is_file() or not (Path(root) / env_file).is_file():
+            raise
+        from mlproject.runner.envs import condasolve
+
+        raise EnvError(f"{exc}; py-rattler cannot solve it here: "
+                       f"{condasolve.unreachable(Path(root) / env_file)}") from None
     for warning in warnings:
         log(f"warning: {warning}")
     return found
