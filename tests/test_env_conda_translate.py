@@ -236,3 +236,19 @@ def test_python_3_6_as_an_old_mlflow_example_asks(cli: Callable[..., Result],
     record = json.loads((run_dir / "run.json").read_text())
     assert record["environment"]["recipe"]["version"].startswith("3.6.")
     assert "1.16.0 (3, 6)" in (run_dir / "log.txt").read_text()
+
+
+def test_a_plan_written_before_translations_were_planned_still_reads() -> None:
+    """Plan data of a python environment from before `translated` was added: read as none."""
+    from mlproject.runner.envs import interpreters, python
+    from mlproject.runner.envs.requirements import Requirements
+
+    recipe = python._with_key(python.PythonRecipe(interpreters.locate(None), Requirements((), ()),
+                                                  "no requirements"))
+    data = python.plan_data(recipe)
+    older = {k: v for k, v in data.items() if k != "translated"}
+    assert python.decode_plan(older).translated == ()
+    with pytest.raises(EnvError, match="does not fit a python environment"):
+        python.decode_plan({**older, "surprise": 1})
+    with pytest.raises(EnvError, match="does not fit a python environment"):
+        python.decode_plan({k: v for k, v in older.items() if k != "key"})

@@ -326,7 +326,8 @@ class PlanData:
     options: tuple[str, ...]  # index options
     pins: tuple[requirements.PackagePin, ...]
     key: str
-    translated: tuple[Translated, ...]  # a conda file built as a uv environment: what became what
+    # a conda file built as a uv environment: what became what (absent from older plans)
+    translated: tuple[Translated, ...] = ()
 
 
 def plan_data(recipe: PythonRecipe) -> dict[str, Any]:

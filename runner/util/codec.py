@@ -120,15 +120,21 @@ def _compile(hint: Any) -> Decoder:
 def _dataclass(cls: type) -> Decoder:
     fields: list[tuple[str, Decoder]] = []
     names: set[str] = set()
+    optional: set[str] = set()  # fields with a default: data written before they were added
 
     def build(value: Any) -> Any:
+        import dataclasses
+
         if not fields:  # filled on first use: a class may refer to itself, and a Placeholder's
             # hints import the shell lexer, which a file without placeholders never needs
             fields.extend((name, decoder(item)) for name, item in _hints(cls).items())
             names.update(name for name, _ in fields)
-        if type(value) is not dict or value.keys() != names:
+            optional.update(f.name for f in dataclasses.fields(cls)
+                            if f.default is not dataclasses.MISSING
+                            or f.default_factory is not dataclasses.MISSING)
+        if type(value) is not dict or not (names - optional <= value.keys() <= names):
             raise Misfit(f"expected the fields of {cls.__name__}")
-        return cls(**{name: decode(value[name]) for name, decode in fields})
+        return cls(**{name: decode(value[name]) for name, decode in fields if name in value})
     return build
 
 
