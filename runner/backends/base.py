@@ -93,10 +93,17 @@ class RunContext:
 
     @classmethod
     def for_plan(cls, project: str, plan: Plan | None = None) -> RunContext:
+        import os
+
+        from mlproject.runner.tracking import mlflowstore
+
         run_dir = Path(project) / ".mlproject" / "runs" / PLANNED
+        # as execute sets them where the engine shares this filesystem (where it does not, the
+        # worker sets them on the engine's machine)
+        mlflow, _ = mlflowstore.variables(run_dir, os.environ, None, plan.name if plan else None)
         return cls(PLANNED, run_dir, project, {"MLPROJECT_RUN_ID": PLANNED,
-                                               "MLPROJECT_RUN_DIR": str(run_dir)}, planned=True,
-                   plan=plan)
+                                               "MLPROJECT_RUN_DIR": str(run_dir), **mlflow},
+                   planned=True, plan=plan)
 
 
 @dataclass(frozen=True)
