@@ -9,6 +9,8 @@ import re
 import urllib.parse
 from dataclasses import dataclass
 
+from mlproject.runner.util.urls import redact as redact  # re-exported: callers ask here
+
 # The transports Git may use for a project's URL: GIT_ALLOW_PROTOCOL's form (never ext::, fd::)
 PROTOCOLS = ("https", "http", "ssh", "git", "file")
 _SCP = re.compile(r"^(?P<user>[A-Za-z0-9._~+-]+)@(?P<host>[A-Za-z0-9.-]+):(?P<path>[^/].*|/.+)$")
@@ -81,11 +83,6 @@ def parse(text: str) -> GitUrl:
         f":{parts.port}" if parts.port else "")
     key = f"{parts.scheme.lower()}://{key_netloc}/{_bare(parts.path)}"
     return GitUrl(url, shown, _subdirectory(sub), key, secrets)
-
-
-def redact(url: str) -> str:
-    """The URL with its credentials replaced by ***, for messages about a URL not parsed."""
-    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@", r"\1***@", url)
 
 
 def _credentials(parts: urllib.parse.SplitResult) -> tuple[tuple[str, ...], str]:

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlproject.runner.util.urls import redact
+
 if TYPE_CHECKING:  # imported where a store is read (7 ms, on every run's path otherwise)
     import sqlite3
 
@@ -52,21 +54,6 @@ class MlflowTracked:
     problem: str | None = None
 
 
-def redacted(uri: str) -> str:
-    """`uri` without the user and password a URL may carry (they must not reach a record)."""
-    try:
-        parts = urllib.parse.urlsplit(uri)
-    except ValueError:
-        return "<a URI that cannot be parsed>"
-    if parts.username is None and parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urllib.parse.urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query,
-                                    parts.fragment))
-
-
 def variables(run_dir: Path, given: Mapping[str, str], experiment: str | None,
               default_experiment: str | None) -> tuple[dict[str, str], dict[str, Any]]:
     """The variables that point a step's MLflow at the run's own store, and what the record
@@ -82,7 +69,7 @@ def variables(run_dir: Path, given: Mapping[str, str], experiment: str | None,
     ours = f"sqlite:///{store / DB}"
     user_uri = given.get("MLFLOW_TRACKING_URI")
     if user_uri and user_uri != ours:  # equal: set by the mlproject that submitted the step
-        return sets, {"tracking_uri": redacted(user_uri), "ours": False, "experiment": name}
+        return sets, {"tracking_uri": redact(user_uri), "ours": False, "experiment": name}
     sets["MLFLOW_TRACKING_URI"] = ours
     # MLflow 3 takes a store's default artifact root from this variable (the tracking server
     # exports it to its workers); older releases ignore it and write ./mlruns, as `mlflow run`
